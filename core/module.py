@@ -1,0 +1,40 @@
+"""The plugin contract: what a package under `modules/` exposes as `MODULE`.
+
+A module is a tab (built by `build_ui(ctx)` inside the shell's `gr.Tab`) plus the job
+kinds it can run. Job kinds are data: a name, a pydantic params model and a run function
+`run(job, params, ctx)`. Declaring them here is what lets the same engine run from the UI,
+the REST API (`POST /api/jobs` validates params against the model, 422 names the field)
+and the CLI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastapi import APIRouter
+
+    from core.context import StudioContext
+    from core.jobs import Job
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str  # globally unique, "<module>.<verb>", e.g. "sr.upscale"
+    params: type[BaseModel]
+    run: Callable[["Job", Any, "StudioContext"], Any]
+    gpu: bool = True  # GPU-heavy jobs share one device lease and run one at a time
+    title_key: str = ""
+
+
+@dataclass(frozen=True)
+class Module:
+    id: str
+    title_key: str
+    order: int
+    build_ui: Callable[["StudioContext"], None] | None = None
+    job_kinds: list[JobKind] = field(default_factory=list)
+    # Extra REST routes (e.g. classifier predict); mounted under /api by the shell.
+    api_router: Callable[["StudioContext"], "APIRouter"] | None = None
