@@ -160,7 +160,9 @@ def _frame_count(path: Path) -> int:
 
 def _one_image(job: "Job", up, it: Item, params: UpscaleParams, state: dict, total: float,
                n: int, count: int) -> Path:
-    from modules.super_resolution.files import read_image, save_preview, write_image
+    import numpy as np
+
+    from modules.super_resolution.files import output_path, read_image, save_preview, write_image
 
     arr = read_image(it.src)
     desc = job.t("sr.progress.image", n=n, count=count, name=it.src.name)
@@ -173,10 +175,10 @@ def _one_image(job: "Job", up, it: Item, params: UpscaleParams, state: dict, tot
     out = up.upscale(arr, tile=params.tile, overlap=params.overlap, pad=params.pad, outscale=params.outscale,
                      alpha=params.alpha, should_stop=job.should_stop,
                      on_progress=lambda f: job.progress(base + f, total, desc), on_oom=oom)
-    if it.dst.suffix.lower() in (".jpg", ".jpeg", ".webp") and out.dtype != "uint8":
-        out = (out.astype("float32") / 257.0 + 0.5).astype("uint8")  # these formats are 8-bit only
+    if out.dtype != np.uint8 and params.format in ("jpg", "webp"):
+        out = (out.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)  # the user asked for an 8-bit format
         job.warning(job.t("sr.log.to_8bit", path=it.dst.name))
-    path = write_image(out, it.dst)
+    path = write_image(out, output_path(it.dst, out), source=it.src)
     state["done"] = base + 1
     job.progress(state["done"], total, desc)
     job.artifact(path, "image")
