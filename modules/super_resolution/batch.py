@@ -113,6 +113,7 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
     total = float(sum(1 for it in items if not it.video) + sum(frames.values()))
     state = {"done": 0.0}
     outputs: list[str] = []
+    pairs: list[list[str]] = []  # [source, result] of images, for the before/after slider
     failed: list[dict[str, str]] = []
     stopped = False
     started = time.time()
@@ -137,6 +138,8 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
             else:
                 path = _one_image(job, up, it, params, state, total, n, len(items))
                 outputs.append(str(path))
+                if len(pairs) < 200:
+                    pairs.append([str(it.src), str(path)])
         except TileStopped:
             stopped = True
             job.info(job.t("sr.log.stopped_in", path=str(it.src)))
@@ -147,7 +150,7 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
             state["done"] += frames.get(it.src, 1)
     if failed and not outputs and not stopped:
         raise StudioError("sr.all_failed", count=len(failed), first=failed[0]["error"])
-    return {"outputs": outputs, "output_dir": str(out_dir), "skipped": skipped, "failed": failed,
+    return {"outputs": outputs, "pairs": pairs, "output_dir": str(out_dir), "skipped": skipped, "failed": failed,
             "stopped": stopped, "model": up.spec.describe(), "scale": params.outscale or up.scale,
             "seconds": round(time.time() - started, 2)}
 
