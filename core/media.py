@@ -23,7 +23,20 @@ from core.media_image import (  # noqa: F401 - re-exported API
     set_max_pixels,
 )
 
+_VIDEO_NAMES = ("CODECS", "VideoReader", "VideoWriter", "codec_available")
+
+
+def __getattr__(name: str):
+    # video pulls in PyAV (ffmpeg); import it on first use so image-only callers stay light
+    if name in _VIDEO_NAMES:
+        from core import media_video
+
+        return getattr(media_video, name)
+    raise AttributeError(f"module 'core.media' has no attribute {name!r}")
+
+
 __all__ = [
+    "CODECS", "VideoReader", "VideoWriter", "codec_available",
     "IMAGE_EXTS", "MAX_PIXELS", "atomic_path", "is_image_file", "list_images", "load_image",
     "load_image_array", "resolve_inside", "safe_name", "save_image", "set_max_pixels",
 ]
