@@ -14,11 +14,11 @@ places a frame at an exact time (frame interpolation, VFR output).
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import math
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -27,9 +27,9 @@ import av
 import numpy as np
 
 from core.errors import StudioError
+from core.media import PathLike, commit_file, require_file, temp_sibling
 
 log = logging.getLogger(__name__)
-PathLike = Union[str, os.PathLike]
 
 CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvpx-vp9",
           "mpeg4": "mpeg4"}
@@ -41,19 +41,13 @@ MP4_AUDIO_COPY = frozenset({"aac", "mp3", "opus", "flac", "alac", "ac3", "eac3"}
 
 def codec_available(name: str) -> bool:
     """True when PyAV's bundled ffmpeg has this encoder."""
-    try:
-        av.codec.Codec(name, "w")
-        return True
-    except Exception:  # noqa: BLE001 - UnknownCodecError and friends
-        return False
+    with contextlib.suppress(Exception):  # UnknownCodecError and friends
+        return av.codec.Codec(name, "w").is_encoder
+    return False
 
 
 def _open_input(path: PathLike):
-    p = Path(path)
-    if not p.is_file():
-        raise StudioError("media.not_found", path=p.name)
-    if p.stat().st_size == 0:
-        raise StudioError("media.empty", path=p.name)
+    p = require_file(path)
     try:
         return av.open(str(p))
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -76,12 +70,10 @@ class VideoReader:
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"  # frame + slice threads: several x faster
         cc = self._stream.codec_context
-        self.width: int = cc.width
-        self.height: int = cc.height
+        self.width, self.height, self.codec = int(cc.width), int(cc.height), str(cc.name)
         self.time_base: Fraction = self._stream.time_base
-        self.codec: str = cc.name
         audio = self._container.streams.audio
-        self.has_audio: bool = bool(audio)
+        self.has_audio = bool(audio)
         self.audio_codec: Optional[str] = audio[0].codec_context.name if audio else None
         self.start_time: float = _seconds(self._stream.start_time, self.time_base) or 0.0
         self._scan_cache: Optional[list[int]] = None
@@ -91,13 +83,9 @@ class VideoReader:
     # -- metadata from one demux pass (packets only, no decoding) ---------------------
     def _scan(self) -> list[int]:
         if self._scan_cache is None:
-            pts: list[int] = []
             with av.open(str(self.path)) as c:
-                s = c.streams.video[0]
-                for pkt in c.demux(s):
-                    if pkt.size and pkt.pts is not None:
-                        pts.append(pkt.pts)
-            self._scan_cache = sorted(pts)
+                self._scan_cache = sorted(p.pts for p in c.demux(c.streams.video[0])
+                                          if p.size and p.pts is not None)
         return self._scan_cache
 
     @property
@@ -128,12 +116,12 @@ class VideoReader:
         d = _seconds(self._stream.duration, self.time_base)
         if d:
             return d
-        if self._container.duration:
-            return self._container.duration / 1_000_000
-        return float(self.frame_count / self.fps) if self.fps else 0.0
+        c = self._container.duration
+        return c / 1_000_000 if c else float(self.frame_count / self.fps)
 
     @property
     def audio_duration(self) -> Optional[float]:
+        """Seconds of audio from the stream header (None without audio)."""
         if not self.has_audio:
             return None
         a = self._container.streams.audio[0]
@@ -142,37 +130,32 @@ class VideoReader:
     @property
     def is_vfr(self) -> bool:
         """True when frame intervals vary by more than one tick and 1% (not CFR)."""
-        ts = self._scan()
-        if len(ts) < 3:
-            return False
-        d = np.diff(np.asarray(ts, dtype=np.int64))
-        return bool(d.max() - d.min() > max(1, 0.01 * float(np.median(d))))
+        d = np.diff(np.asarray(self._scan(), dtype=np.int64))
+        return len(d) >= 2 and bool(d.max() - d.min() > max(1, 0.01 * float(np.median(d))))
 
     # -- decoding --------------------------------------------------------------------
+    _decoded_once = False
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         return self.frames()
 
     def frames(self, start: float = 0.0) -> Iterator[tuple[np.ndarray, float]]:
         """Yield (rgb uint8 HxWx3, pts seconds) from `start` seconds on."""
         c = self._container
-        if start > 0 or self._decoded_once:  # a second pass starts over from the top
-            c.seek(int(start / self.time_base) + (self._stream.start_time or 0),
-                   stream=self._stream, backward=True)
+        if start > 0 or self._decoded_once:  # `start` is on the pts clock, like the yields
+            c.seek(int(max(start, self.start_time) / self.time_base), stream=self._stream,
+                   backward=True)
         self._decoded_once = True
         index = 0
         try:
-            for frame in c.decode(self._stream):
-                t = float(frame.pts * self.time_base) if frame.pts is not None else \
-                    self.start_time + float(index / self.fps)
-                index += 1
-                if t + 1e-9 < start:
-                    continue
-                yield frame.to_ndarray(format="rgb24"), t
+            for index, frame in enumerate(c.decode(self._stream)):
+                t = (float(frame.pts * self.time_base) if frame.pts is not None
+                     else self.start_time + float(index / self.fps))
+                if t + 1e-9 >= start:
+                    yield frame.to_ndarray(format="rgb24"), t
         except av.FFmpegError as exc:
             raise StudioError("media.video_decode_failed", path=self.path.name, frame=index,
                               error=str(exc)) from exc
-
-    _decoded_once = False
 
     def close(self) -> None:
         self._container.close()
@@ -184,60 +167,54 @@ class VideoReader:
         self.close()
 
 
-def _temp_name(final: Path, tag: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.stem[:60]}.", suffix=f".{tag}{final.suffix}",
-                                dir=final.parent)
-    os.close(fd)
-    return Path(name)
-
-
 class VideoWriter:
-    """Encode RGB frames to H.264/H.265 and mux the audio of `audio_from`; atomic on close."""
+    """Encode RGB frames to H.264/H.265 and mux the audio of `audio_from`; atomic on close.
+
+    Use as a context manager or call `close()`: what was written is kept even when the
+    block raises (a stopped or failed job keeps its partial output); `abort()` discards.
+    `warnings` collects (locale key, params) pairs (codec fallback, audio not copied) for
+    the job log.
+    """
 
     def __init__(self, path: PathLike, fps: Union[Fraction, int, float, str], codec: str = "h264",
                  crf: int = 18, audio_from: Optional[PathLike] = None, pix_fmt: str = "yuv420p",
                  preset: str = "medium", trim_audio: bool = True) -> None:
         self.path = Path(path)
-        self.fps = Fraction(fps).limit_denominator(1_000_000) if not isinstance(fps, Fraction) else fps
+        self.fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1_000_000)
         if self.fps <= 0:
             raise ValueError("fps must be > 0")
         self.crf, self.pix_fmt, self.preset, self.trim_audio = int(crf), pix_fmt, preset, trim_audio
         self.audio_from = Path(audio_from) if audio_from else None
-        self.warnings: list[tuple[str, dict]] = []  # (locale key, params) for the job log
-        wanted = CODECS.get(codec, codec)
-        if not codec_available(wanted):
-            self._warn("media.codec_fallback", codec=wanted, fallback=FALLBACK_CODEC)
-            wanted = FALLBACK_CODEC
-        self.codec = wanted
+        self.warnings: list[tuple[str, dict]] = []
+        self.codec = CODECS.get(codec, codec)
+        if not codec_available(self.codec):
+            self._warn("media.codec_fallback", codec=self.codec, fallback=FALLBACK_CODEC)
+            self.codec = FALLBACK_CODEC
         # a tick that divides one frame exactly and is fine enough for arbitrary times
         # (MPEG-4 part 2 only takes time bases up to 1/65535)
         den = math.lcm(self.fps.numerator, 90000)
-        if wanted == FALLBACK_CODEC:
+        if self.codec == FALLBACK_CODEC:
             den = self.fps.numerator * max(1, 65535 // self.fps.numerator)
         self.time_base = Fraction(1, den)
         self._frame_ticks = int(1 / (self.fps * self.time_base))
-        self._container = None
-        self._stream = None
-        self._vtmp: Optional[Path] = None
-        self._last_ticks: Optional[int] = None
-        self._size: Optional[tuple[int, int]] = None
-        self.frames_written = 0
-        self.closed = False
+        self._container = self._stream = self._vtmp = self._last_ticks = self._size = None
+        self.frames_written, self.closed = 0, False
 
     def _warn(self, key: str, **params) -> None:
         params.setdefault("path", self.path.name)
         self.warnings.append((key, params))
         log.warning("%s %s", key, params)
 
+    def _fail(self, exc: Exception) -> StudioError:
+        return StudioError("media.video_write_failed", path=self.path.name, error=str(exc))
+
     def _open(self, width: int, height: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._vtmp = _temp_name(self.path, "video")
+        self._vtmp = temp_sibling(self.path, "video")
         try:
             self._container = av.open(str(self._vtmp), "w")
             s = self._container.add_stream(self.codec, rate=self.fps)
             s.width, s.height, s.pix_fmt = width, height, self.pix_fmt
-            s.time_base = self.time_base
-            s.codec_context.time_base = self.time_base
+            s.time_base = s.codec_context.time_base = self.time_base
             s.codec_context.framerate = self.fps
             if self.codec in ("libx264", "libx265"):
                 s.options = {"crf": str(self.crf), "preset": self.preset}
@@ -247,15 +224,14 @@ class VideoWriter:
             elif self.codec == "libvpx-vp9":
                 s.options = {"crf": str(self.crf), "b": "0"}
             else:  # mpeg4 fallback has no CRF: a generous bit rate (~0.25 bit a pixel)
-                s.bit_rate = int(width * height * float(self.fps) * 0.25 * (18 / max(self.crf, 1)))
-            # tag BT.709 so decoders convert back with the matrix we used
+                s.bit_rate = int(width * height * float(self.fps) * 0.25 * 18 / max(self.crf, 1))
+            # tag BT.709 so decoders convert back with the matrix write() used
             s.codec_context.colorspace = av.video.reformatter.Colorspace.ITU709
             s.codec_context.color_range = av.video.reformatter.ColorRange.MPEG
-            self._stream = s
+            self._stream, self._size = s, (width, height)
         except (av.FFmpegError, ValueError) as exc:
             self._cleanup()
-            raise StudioError("media.video_write_failed", path=self.path.name, error=str(exc)) from exc
-        self._size = (width, height)
+            raise self._fail(exc) from exc
 
     def write(self, frame: np.ndarray, pts_seconds: Optional[float] = None) -> None:
         """Add one RGB frame (uint8 HxWx3, or float in [0,1]); pts_seconds places it exactly."""
@@ -264,32 +240,29 @@ class VideoWriter:
         a = np.asarray(frame)
         if a.dtype != np.uint8:
             a = np.round(np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
-        if a.ndim != 3 or a.shape[2] not in (3, 4):
-            raise StudioError("media.bad_frame", path=self.path.name, index=self.frames_written,
-                              shape=tuple(a.shape), expected="HxWx3")
-        a = a[..., :3]
-        if self.pix_fmt.startswith(("yuv420", "yuv422", "nv12")) and (a.shape[0] % 2 or a.shape[1] % 2):
+        if a.ndim == 3 and a.shape[2] in (3, 4) and self.pix_fmt.startswith(("yuv420", "nv12")):
             # 4:2:0 needs even sizes: repeat the last row/column rather than fail
             a = np.pad(a, ((0, a.shape[0] % 2), (0, a.shape[1] % 2), (0, 0)), mode="edge")
-        if self._container is None:
+        if self._container is None and a.ndim == 3 and a.shape[2] in (3, 4):
             self._open(a.shape[1], a.shape[0])
-        if (a.shape[1], a.shape[0]) != self._size:
+        if a.ndim != 3 or a.shape[2] not in (3, 4) or (a.shape[1], a.shape[0]) != self._size:
+            want = f"{self._size[1]}x{self._size[0]}x3" if self._size else "HxWx3"
             raise StudioError("media.bad_frame", path=self.path.name, index=self.frames_written,
-                              shape=tuple(a.shape), expected=f"{self._size[1]}x{self._size[0]}x3")
+                              shape=tuple(a.shape), expected=want)
         if pts_seconds is None:
             ticks = 0 if self._last_ticks is None else self._last_ticks + self._frame_ticks
         else:
             ticks = round(Fraction(pts_seconds).limit_denominator(10**9) / self.time_base)
             if self._last_ticks is not None and ticks <= self._last_ticks:
                 raise ValueError(f"pts {pts_seconds} s is not after the previous frame")
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a[..., :3]), format="rgb24")
         vf = vf.reformat(format=self.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
         vf.pts, vf.time_base = ticks, self.time_base
         try:
             for pkt in self._stream.encode(vf):
                 self._container.mux(pkt)
         except av.FFmpegError as exc:
-            raise StudioError("media.video_write_failed", path=self.path.name, error=str(exc)) from exc
+            raise self._fail(exc) from exc
         self._last_ticks = ticks
         self.frames_written += 1
 
@@ -301,31 +274,47 @@ class VideoWriter:
     @property
     def video_end(self) -> float:
         """End time of the last written frame, seconds."""
-        if self._last_ticks is None:
-            return 0.0
-        return float((self._last_ticks + self._frame_ticks) * self.time_base)
+        ticks = -self._frame_ticks if self._last_ticks is None else self._last_ticks
+        return float((ticks + self._frame_ticks) * self.time_base)
 
     def close(self) -> Optional[Path]:
         """Flush, mux the audio, rename onto `path`. Returns the path (None if no frame)."""
-        if self.closed:
-            return self.path if self.path.exists() else None
+        if self.closed or self._container is None:
+            self.closed = True
+            return self.path if self.path.exists() and self.frames_written else None
         self.closed = True
-        if self._container is None:
-            return None
         try:
             for pkt in self._stream.encode(None):
                 self._container.mux(pkt)
             self._container.close()
             self._container = None
-            if self.audio_from is None:
-                os.replace(self._vtmp, self.path)
+            if self.audio_from is None or not self._mux_audio():
+                commit_file(self._vtmp, self.path)
                 self._vtmp = None
-                return self.path
-            return _mux_audio(self)
+            return self.path
         except av.FFmpegError as exc:
-            raise StudioError("media.video_write_failed", path=self.path.name, error=str(exc)) from exc
+            raise self._fail(exc) from exc
         finally:
             self._cleanup()
+
+    def _mux_audio(self) -> bool:
+        """Video + `audio_from`'s audio into `path`; False when there is no audio to add."""
+        end = self.video_end if self.trim_audio else None
+        out = temp_sibling(self.path, "mux")
+        try:
+            for copy in (True, False):  # copy the packets; if the container refuses, AAC
+                try:
+                    if not _remux(self._vtmp, self.audio_from, out, copy, end):
+                        return False  # the source has no sound: the video alone is the result
+                    commit_file(out, self.path)
+                    return True
+                except (av.FFmpegError, ValueError, OSError) as exc:
+                    if not copy:
+                        self._warn("media.audio_copy_failed", error=str(exc))
+                    log.info("audio into %s (copy=%s) failed: %s", self.path.name, copy, exc)
+            return False
+        finally:
+            out.unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Discard everything written; `path` is left as it was."""
@@ -334,10 +323,8 @@ class VideoWriter:
 
     def _cleanup(self) -> None:
         if self._container is not None:
-            try:
+            with contextlib.suppress(Exception):  # already failing; the temp file goes anyway
                 self._container.close()
-            except Exception:  # noqa: BLE001 - already failing; the temp file goes anyway
-                pass
             self._container = None
         if self._vtmp is not None:
             self._vtmp.unlink(missing_ok=True)
@@ -347,8 +334,7 @@ class VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        # keep what was written even when the job stopped or failed: partial outputs are kept
-        self.close()
+        self.close()  # partial outputs are kept, even when the block raised
 
 
 def _packets(container, stream, end: Optional[float]):
@@ -356,10 +342,9 @@ def _packets(container, stream, end: Optional[float]):
     for pkt in container.demux(stream):
         if pkt.dts is None:
             continue
-        t = float(pkt.dts * pkt.time_base)
         if end is not None and pkt.pts is not None and float(pkt.pts * pkt.time_base) >= end:
             break
-        yield t, pkt
+        yield float(pkt.dts * pkt.time_base), pkt
 
 
 def _aac_packets(container, stream, out_stream, end: Optional[float]):
@@ -379,61 +364,34 @@ def _aac_packets(container, stream, out_stream, end: Optional[float]):
         yield float(pkt.dts * pkt.time_base), pkt
 
 
-def _remux(video: Path, audio: Path, out: Path, copy: bool, end: Optional[float]) -> None:
-    with av.open(str(video)) as vin, av.open(str(audio)) as ain, av.open(str(out), "w") as oc:
-        vs = vin.streams.video[0]
+def _remux(video: Path, audio: Path, out: Path, copy: bool, end: Optional[float]) -> bool:
+    """Write `out` = video packets + audio (copied or AAC); False if `audio` has none."""
+    with av.open(str(audio)) as ain:
+        if not ain.streams.audio:
+            return False
         a_in = ain.streams.audio[0]
-        v_out = oc.add_stream_from_template(vs)
-        if copy:
-            name = a_in.codec_context.name
-            mp4 = out.suffix.lower() in (".mp4", ".m4v", ".mov")
-            if name not in oc.supported_codecs or (mp4 and name not in MP4_AUDIO_COPY):
-                raise ValueError(f"{a_in.codec_context.name} cannot go in {out.suffix}")
-            a_out = oc.add_stream_from_template(a_in)
-            audio_pk = _packets(ain, a_in, end)
-        else:
-            cc = a_in.codec_context
-            a_out = oc.add_stream("aac", rate=cc.sample_rate or 48000)
-            n = cc.layout.nb_channels if cc.layout else 2
-            # a plain default layout per channel count (sources may say "1 channels")
-            a_out.layout = {1: "mono", 2: "stereo"}.get(n) or (av.AudioLayout(n).name
-                                                                if n <= 8 else "stereo")
-            a_out.bit_rate = 192_000
-            audio_pk = _aac_packets(ain, a_in, a_out, end)
-        # interleave by time so players read both streams smoothly
-        merged = heapq.merge(((t, 0, p) for t, p in _packets(vin, vs, None)),
-                             ((t, 1, p) for t, p in audio_pk), key=lambda x: (x[0], x[1]))
-        for _, which, pkt in merged:
-            pkt.stream = v_out if which == 0 else a_out
-            oc.mux(pkt)
-
-
-def _mux_audio(w: VideoWriter) -> Path:
-    """Put `w.audio_from`'s audio next to the encoded video; no sound is a warning, not a failure."""
-    src = w.audio_from
-    try:
-        with av.open(str(src)) as probe:
-            has_audio = bool(probe.streams.audio)
-    except (av.FFmpegError, OSError) as exc:
-        w._warn("media.audio_copy_failed", error=str(exc))
-        has_audio = False
-    if not has_audio:
-        os.replace(w._vtmp, w.path)
-        w._vtmp = None
-        return w.path
-    end = w.video_end if w.trim_audio else None
-    out = _temp_name(w.path, "mux")
-    try:
-        try:
-            _remux(w._vtmp, src, out, copy=True, end=end)
-        except (av.FFmpegError, ValueError) as exc:
-            log.info("audio copy into %s impossible (%s); re-encoding to AAC", w.path.name, exc)
-            _remux(w._vtmp, src, out, copy=False, end=end)
-        os.replace(out, w.path)
-    except (av.FFmpegError, ValueError, OSError) as exc:
-        w._warn("media.audio_copy_failed", error=str(exc))
-        os.replace(w._vtmp, w.path)
-        w._vtmp = None
-    finally:
-        out.unlink(missing_ok=True)
-    return w.path
+        cc = a_in.codec_context
+        with av.open(str(video)) as vin, av.open(str(out), "w") as oc:
+            vs = vin.streams.video[0]
+            v_out = oc.add_stream_from_template(vs)
+            if copy:
+                mp4 = out.suffix.lower() in (".mp4", ".m4v", ".mov")
+                if cc.name not in oc.supported_codecs or (mp4 and cc.name not in MP4_AUDIO_COPY):
+                    raise ValueError(f"{cc.name} audio cannot be copied into {out.suffix}")
+                a_out = oc.add_stream_from_template(a_in)
+                audio_pk = _packets(ain, a_in, end)
+            else:
+                a_out = oc.add_stream("aac", rate=cc.sample_rate or 48000)
+                n = cc.layout.nb_channels if cc.layout else 2
+                # a plain default layout per channel count (sources may say "1 channels")
+                a_out.layout = {1: "mono", 2: "stereo"}.get(n) or (
+                    av.AudioLayout(n).name if n <= 8 else "stereo")
+                a_out.bit_rate = 192_000
+                audio_pk = _aac_packets(ain, a_in, a_out, end)
+            # interleave by time so players read both streams smoothly
+            merged = heapq.merge(((t, 0, p) for t, p in _packets(vin, vs, None)),
+                                 ((t, 1, p) for t, p in audio_pk), key=lambda x: (x[0], x[1]))
+            for _, which, pkt in merged:
+                pkt.stream = v_out if which == 0 else a_out
+                oc.mux(pkt)
+    return True
