@@ -12,28 +12,21 @@ Loading (`load_image`, `load_image_array`):
 
 Saving (`save_image`) goes through `atomic_path`: a temp name in the same folder, fsync,
 `os.replace`; a crash never leaves a half-written output, and `protect=` refuses to
-overwrite a source. `safe_name` / `resolve_inside` turn user text into file names and
-paths that cannot escape a root folder.
+overwrite a source.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import re
-import tempfile
-import unicodedata
 from pathlib import Path
-from typing import Iterable, Iterator, Union
+from typing import Iterable, Union
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from core.errors import StudioError
+from core.media import PathLike, atomic_path, require_file
 
-PathLike = Union[str, os.PathLike]
-
-IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
@@ -53,103 +46,12 @@ def set_max_pixels(pixels: int) -> None:
 set_max_pixels(MAX_PIXELS)
 
 
-# --------------------------------------------------------------------------- paths
-
-def is_image_file(path: PathLike) -> bool:
-    """True for a visible file with an image extension (content is checked when loading)."""
-    p = Path(path)
-    return p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file()
-
-
-def _natural_key(p: Path) -> list:
-    # frame_2 before frame_10: image sequences come out in the order they were made
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.as_posix())]
-
-
-def list_images(folder: PathLike, recursive: bool = True) -> list[Path]:
-    """Image files under `folder`, in natural order; hidden files and folders skipped."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise StudioError("media.not_a_folder", path=root.name or str(root))
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
-        for name in filenames:
-            p = Path(dirpath) / name
-            if not name.startswith(".") and p.suffix.lower() in IMAGE_EXTS and p.is_file():
-                found.append(p)
-    return sorted(found, key=lambda p: _natural_key(p.relative_to(root)))
-
-
-_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
-_BAD_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
-
-
-def safe_name(text: str, default: str = "untitled", max_bytes: int = 200) -> str:
-    """A file name made from user text: no separators, NUL, `..`, reserved names or chars."""
-    name = unicodedata.normalize("NFC", str(text))
-    name = _BAD_CHARS.sub("_", name)
-    name = re.sub(r"\.{2,}", ".", name).strip(" .")
-    if _RESERVED.match(name):
-        name = "_" + name
-    # cut on a character boundary so the UTF-8 name fits the file system's 255 bytes
-    while len(name.encode("utf-8")) > max_bytes:
-        name = name[:-1]
-    name = name.strip(" .")
-    return name or default
-
-
-def resolve_inside(root: PathLike, user_path: PathLike) -> Path:
-    """`root / user_path` resolved (symlinks too); raises if it lands outside `root`."""
-    text = os.fspath(user_path)
-    if "\x00" in text:
-        raise StudioError("media.outside_root", path=text.replace("\x00", "\\0"))
-    base = Path(root).resolve()
-    target = (base / Path(text)).resolve()
-    if target != base and base not in target.parents:
-        raise StudioError("media.outside_root", path=text)
-    return target
-
-
-@contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temp path next to `path`; on success fsync it and rename it onto `path`.
-
-    On an exception the temp file is removed and `path` is left untouched.
-    """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem[:60]}.", suffix=".part" + final.suffix,
-                                    dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
-        dfd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
 # --------------------------------------------------------------------------- loading
 
 def _open_checked(path: PathLike, max_pixels: int | None) -> Image.Image:
     """Open and fully decode an image; every failure becomes a StudioError naming the file."""
-    p = Path(path)
+    p = require_file(path)
     name = p.name
-    if not p.is_file():
-        raise StudioError("media.not_found", path=name)
-    if p.stat().st_size == 0:
-        raise StudioError("media.empty", path=name)
     cap = MAX_PIXELS if max_pixels is None else max_pixels
     try:
         im = Image.open(p)
