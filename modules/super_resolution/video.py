@@ -66,9 +66,7 @@ def upscale_video(job: "Job", up: "Upscaler", src: Path, dst: Path, params: "Ups
                 break
             out = up.upscale(frame, tile=params.tile, overlap=params.overlap, pad=params.pad,
                              outscale=params.outscale, should_stop=job.should_stop)
-            # the writer needs even sizes for yuv420; trim one pixel rather than resample
-            out = out[: out.shape[0] // 2 * 2, : out.shape[1] // 2 * 2]
-            writer.write(out)
+            writer.write(out)  # odd sizes are edge-padded by the writer (4:2:0 needs even)
             done += 1
             state["done"] = base + done
             job.progress(state["done"], total, desc)
@@ -92,9 +90,12 @@ def upscale_video(job: "Job", up: "Upscaler", src: Path, dst: Path, params: "Ups
     if done == 0:
         _abort(writer)
         return None
+    if stopped:  # a stopped run is kept, playable, but never under the final name
+        writer.path = partial
     writer.close()
+    for key, params_ in getattr(writer, "warnings", []):
+        job.warning(job.t(key, **params_))
     if stopped:
-        dst.replace(partial)
         job.artifact(partial, "video")
         job.info(job.t("sr.log.video_partial", path=str(partial), frames=done))
         return partial
