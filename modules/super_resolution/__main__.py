@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output-dir")
     ap.add_argument("-s", "--outscale", type=float, help="final scale (Lanczos after the model), e.g. 2")
     ap.add_argument("--tile", type=int, default=0, help="tile size in input pixels, 0 = automatic")
-    ap.add_argument("--overlap", type=int, default=16)
+    ap.add_argument("--overlap", type=int, default=8)
     ap.add_argument("--pad", type=int, default=16)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     ap.add_argument("--alpha", default="model", choices=["model", "lanczos"])

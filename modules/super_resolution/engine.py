@@ -150,7 +150,7 @@ class Upscaler:
                 if on_warning is not None:
                     on_warning(tile)
 
-    def upscale(self, arr: np.ndarray, *, tile: int = 0, overlap: int = 16, pad: int = 16,
+    def upscale(self, arr: np.ndarray, *, tile: int = 0, overlap: int = 8, pad: int = 16,
                 outscale: float | None = None, alpha: str = "model",
                 should_stop: Callable[[], bool] | None = None,
                 on_progress: Callable[[float], None] | None = None,

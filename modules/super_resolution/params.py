@@ -16,7 +16,7 @@ class UpscaleParams(BaseModel):
     outscale: float | None = Field(None, gt=0, le=16, description="Final scale; the model's result is "
                                    "Lanczos-resampled to it (e.g. 2 with a 4x model). Default: the model's")
     tile: int = Field(0, ge=0, le=8192, description="Tile size in input pixels, 0 = automatic from free memory")
-    overlap: int = Field(16, ge=0, le=256, description="Pixels where neighbouring tiles are cross-faded")
+    overlap: int = Field(8, ge=0, le=256, description="Pixels where neighbouring tiles are cross-faded")
     pad: int = Field(16, ge=0, le=256, description="Context pixels around each tile, discarded after")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     alpha: Literal["model", "lanczos"] = "model"

@@ -26,20 +26,21 @@ class TileStopped(Exception):
     """The job asked to stop between two tiles."""
 
 
-def starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins along one axis: stride tile-overlap, last tile flush with the end."""
+def grid(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """(tile size, origins) along one axis: the fewest tiles of at most `tile` pixels that
+    overlap by at least `overlap`, all the same size and evenly spread (no last tile that
+    mostly repeats its neighbour, which is where fixed grids waste work)."""
     if tile >= length:
-        return [0]
-    step = max(1, tile - overlap)
-    out = list(range(0, length - tile, step))
-    out.append(length - tile)
-    return out
+        return length, [0]
+    overlap = min(overlap, tile - 1)
+    n = math.ceil((length - overlap) / (tile - overlap))
+    size = min(tile, math.ceil((length + (n - 1) * overlap) / n))
+    return size, [round(i * (length - size) / (n - 1)) for i in range(n)]
 
 
-def _ramps(origins: list[int], tile: int, length: int, overlap: int, scale: int) -> list[np.ndarray]:
+def _ramps(origins: list[int], size: int, length: int, overlap: int, scale: int) -> list[torch.Tensor]:
     """Per-tile 1-D weights (output resolution) normalised so overlapping tiles sum to 1."""
-    n = min(tile, length) * scale
-    ov = overlap * scale
+    n, ov = size * scale, overlap * scale
     ws = []
     for i in range(len(origins)):
         w = np.ones(n, np.float32)
@@ -53,7 +54,7 @@ def _ramps(origins: list[int], tile: int, length: int, overlap: int, scale: int)
     total = np.zeros(length * scale, np.float32)
     for o, w in zip(origins, ws):
         total[o * scale:o * scale + n] += w
-    return [w / total[o * scale:o * scale + n] for o, w in zip(origins, ws)]
+    return [torch.from_numpy(w / total[o * scale:o * scale + n]) for o, w in zip(origins, ws)]
 
 
 def to_output(band: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -65,31 +66,40 @@ def to_output(band: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.clip(band, 0, 1).astype(dtype)
 
 
+def _flush(band: torch.Tensor, out: np.ndarray, row: int) -> None:
+    """C x rows x W float band -> out[row:row+rows] in out's dtype (conversion on the band's device)."""
+    b = band.clamp(0, 1)
+    if out.dtype == np.uint8:
+        b = b.mul(255.0).add_(0.5).to(torch.uint8)
+    elif out.dtype == np.uint16:
+        b = b.mul(65535.0).add_(0.5).to(torch.int32)
+    out[row:row + band.shape[1]] = b.permute(1, 2, 0).cpu().numpy()
+
+
 def run_tiled(model: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray, scale: int, tile: int,
-              out: np.ndarray, *, overlap: int = 16, pad: int = 16, device: str = "cpu",
+              out: np.ndarray, *, overlap: int = 8, pad: int = 16, device: str = "cpu",
               dtype: torch.dtype = torch.float32, should_stop: Callable[[], bool] | None = None,
               on_tile: Callable[[int, int], None] | None = None) -> None:
     """Upscale `image` (H x W x C float32 in [0,1]) into `out` (H*s x W*s x C', any dtype)."""
     h, w, _ = image.shape
-    tile = max(1, tile)
-    ys, xs = starts(h, tile, overlap), starts(w, tile, overlap)
-    th, tw = min(tile, h), min(tile, w)
-    wy, wx = _ramps(ys, tile, h, overlap, scale), _ramps(xs, tile, w, overlap, scale)
-    src = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)  # 1xCxHxW view
+    th, ys = grid(h, max(1, tile), overlap)
+    tw, xs = grid(w, max(1, tile), overlap)
+    dev = torch.device(device)
+    wy = [r.to(dev) for r in _ramps(ys, th, h, overlap, scale)]
+    wx = [r.to(dev) for r in _ramps(xs, tw, w, overlap, scale)]
+    # the whole input on the device once (a view, no copy, for fp32 on CPU)
+    src = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(dev, dtype)
     c_out = out.shape[2]
-    band: np.ndarray | None = None
-    band_top = 0  # output row where the band starts
+    band_h = th * scale
+    band = torch.zeros((c_out, band_h, w * scale), dtype=torch.float32, device=dev)
+    band_top = ys[0] * scale  # output row where the band starts
     done, total = 0, len(ys) * len(xs)
     for iy, y0 in enumerate(ys):
-        # rows above this tile row's start can no longer change: flush them
         new_top = y0 * scale
-        if band is not None and new_top > band_top:
-            keep = band_top + band.shape[0] - new_top
-            out[band_top:new_top] = to_output(band[:new_top - band_top], out.dtype)
-            band = np.concatenate([band[new_top - band_top:], np.zeros((th * scale - keep, w * scale, c_out), np.float32)])
-            band_top = new_top
-        elif band is None:
-            band = np.zeros((th * scale, w * scale, c_out), np.float32)
+        if new_top > band_top:  # rows above this tile row can no longer change: flush them
+            n = new_top - band_top
+            _flush(band[:, :n], out, band_top)
+            band = torch.cat([band[:, n:], band.new_zeros((c_out, n, w * scale))], 1)
             band_top = new_top
         for ix, x0 in enumerate(xs):
             if should_stop is not None and should_stop():
@@ -97,19 +107,16 @@ def run_tiled(model: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray, 
             # context window around the tile, clamped to the image
             cy0, cx0 = max(0, y0 - pad), max(0, x0 - pad)
             cy1, cx1 = min(h, y0 + th + pad), min(w, x0 + tw + pad)
-            inp = src[:, :, cy0:cy1, cx0:cx1].to(device=device, dtype=dtype)
             with torch.inference_mode():
-                res = model(inp)
+                res = model(src[:, :, cy0:cy1, cx0:cx1])
             oy, ox = (y0 - cy0) * scale, (x0 - cx0) * scale
-            core = res[0, :, oy:oy + th * scale, ox:ox + tw * scale].float().permute(1, 2, 0).cpu().numpy()
-            weight = wy[iy][:, None, None] * wx[ix][None, :, None]
-            r0 = y0 * scale - band_top
-            band[r0:r0 + th * scale, x0 * scale:(x0 + tw) * scale] += core * weight
+            core = res[0, :, oy:oy + band_h, ox:ox + tw * scale].float()
+            weight = wy[iy][:, None] * wx[ix][None, :]
+            band[:, :, x0 * scale:(x0 + tw) * scale].addcmul_(core, weight)
             done += 1
             if on_tile is not None:
                 on_tile(done, total)
-    assert band is not None
-    out[band_top:band_top + band.shape[0]] = to_output(band, out.dtype)
+    _flush(band, out, band_top)
 
 
 def auto_tile(bytes_per_px: float, free_bytes: float, pad: int, image_hw: tuple[int, int],

@@ -68,7 +68,7 @@ def build_ui(ctx) -> None:
             with gr.Accordion(i18n("sr.ui.settings"), open=False):
                 with gr.Row():
                     tile = gr.Number(0, minimum=0, maximum=8192, step=32, precision=0, label=i18n("sr.ui.tile"))
-                    overlap = gr.Number(16, minimum=0, maximum=256, precision=0, label=i18n("sr.ui.overlap"))
+                    overlap = gr.Number(8, minimum=0, maximum=256, precision=0, label=i18n("sr.ui.overlap"))
                     pad = gr.Number(16, minimum=0, maximum=256, precision=0, label=i18n("sr.ui.pad"))
                 with gr.Row():
                     precision = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value="auto",

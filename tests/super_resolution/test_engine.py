@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from modules.super_resolution.engine import Upscaler, resize_lanczos
-from modules.super_resolution.tiling import TileStopped, starts
+from modules.super_resolution.tiling import TileStopped, grid
 
 
 def _smooth(h, w, c, seed=0):
@@ -17,9 +17,11 @@ def _smooth(h, w, c, seed=0):
     return resize_lanczos(small, (w, h))
 
 
-def test_tile_grid_covers_and_ends_flush():
-    assert starts(100, 32, 8) == [0, 24, 48, 68]
-    assert starts(20, 32, 8) == [0]
+def test_tile_grid_balanced_and_overlapping():
+    assert grid(100, 32, 8) == (31, [0, 23, 46, 69])  # 4 equal tiles, overlaps >= 8, flush with both ends
+    assert grid(20, 32, 8) == (20, [0])
+    size, org = grid(1080, 512, 8)
+    assert size <= 512 and org[-1] + size == 1080 and all(b - a <= size - 8 for a, b in zip(org, org[1:]))
 
 
 def test_tiled_equals_untiled_at_the_seams(rrdb4):
@@ -31,8 +33,8 @@ def test_tiled_equals_untiled_at_the_seams(rrdb4):
     assert float(whole.std()) > 1e-3  # the net really does something
     diff = np.abs(whole - tiled)
     # output columns/rows where tiles meet (input tile starts * 4)
-    seams_x = [x * 4 for x in starts(70, 24, 8)[1:]]
-    seams_y = [y * 4 for y in starts(45, 24, 8)[1:]]
+    seams_x = [x * 4 for x in grid(70, 24, 8)[1][1:]]
+    seams_y = [y * 4 for y in grid(45, 24, 8)[1][1:]]
     at_seams = max(diff[:, max(0, s - 8):s + 8 * 4].max() for s in seams_x)
     at_seams = max(at_seams, max(diff[max(0, s - 8):s + 8 * 4].max() for s in seams_y))
     assert at_seams < 2e-3, at_seams
