@@ -67,12 +67,13 @@ def to_output(band: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _flush(band: torch.Tensor, out: np.ndarray, row: int) -> None:
-    """C x rows x W float band -> out[row:row+rows] in out's dtype (conversion on the band's device)."""
-    b = band.clamp(0, 1)
+    """C x rows x W float band -> out[row:row+rows] in out's dtype, converted in place on the
+    band's device (these rows are final, the band is not read again)."""
+    b = band.clamp_(0, 1)
     if out.dtype == np.uint8:
-        b = b.mul(255.0).add_(0.5).to(torch.uint8)
+        b = b.mul_(255.0).add_(0.5).to(torch.uint8)
     elif out.dtype == np.uint16:
-        b = b.mul(65535.0).add_(0.5).to(torch.int32)
+        b = b.mul_(65535.0).add_(0.5).to(torch.int32)
     out[row:row + band.shape[1]] = b.permute(1, 2, 0).cpu().numpy()
 
 

@@ -84,7 +84,7 @@ def build_ui(ctx) -> None:
             start = gr.Button(i18n("sr.ui.start"), variant="primary", elem_id="sr-start")
         with gr.Column(scale=4):
             compare = gr.ImageSlider(label=i18n("sr.ui.compare"), type="pil", interactive=False, max_height=640)
-            pair_pick = gr.Dropdown([], label=i18n("sr.ui.compare"), visible=False)
+            pair_pick = gr.Dropdown([], label=i18n("sr.ui.compare_pick"), visible=False)
             panel = JobPanel(ctx, kind_prefix="sr.")
     shown = gr.State("")  # job whose comparison is loaded
 
