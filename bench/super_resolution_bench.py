@@ -12,7 +12,9 @@ input, above what it held before (sampled every 5 ms), next to the size of the u
 Measured: images/s (SRVGG compact at real size, RRDB at reduced size), frames/s on 1080p
 frames (engine only: decode/encode are the same code for both), the seam error of each
 against an untiled pass, and peak memory (max RSS of a fresh process) for a large input.
-Random weights: speed and memory do not depend on the values.
+Random weights: speed and memory do not depend on the values. Each case reports wall-clock
+images/s and, because a shared machine's load drifts, also the ratio of process CPU time
+(reference / ours; > 1 means we did less work).
 
     python bench/super_resolution_bench.py            # CPU, reduced sizes, < 3 min
     python bench/super_resolution_bench.py --device cuda --full   # GPU: real sizes, 4K input
@@ -108,20 +110,22 @@ def speed_case(name, kind, hw, repeat, device, full, ref_tile=400):
     img, warm = image(*hw), image(64, 64)
     ours.upscale(warm)
     reference_upscale(ref_net, warm, spec.scale, tile=ref_tile, device=device)
-    t_ours = t_ref = 0.0
+    t_ours = t_ref = c_ours = c_ref = 0.0
     for _ in range(repeat):
         _sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ours.upscale(img)
         _sync()
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         reference_upscale(ref_net, img, spec.scale, tile=ref_tile, device=device)
         _sync()
         t_ours, t_ref = t_ours + t1 - t0, t_ref + time.perf_counter() - t1
+        c_ours, c_ref = c_ours + c1 - c0, c_ref + time.process_time() - c1
     t_ours, t_ref = t_ours / repeat, t_ref / repeat
     return {"case": name, "input": f"{hw[1]}x{hw[0]}", "scale": spec.scale, "net": spec.describe(),
             "ours_per_s": round(1 / t_ours, 3), "ref_per_s": round(1 / t_ref, 3),
-            "speedup": round(t_ref / t_ours, 2), "ours_dtype": str(ours.dtype).replace("torch.", "")}
+            "speedup": round(t_ref / t_ours, 2), "cpu_time_ratio": round(c_ref / max(c_ours, 1e-9), 2),
+            "ours_tile": ours.auto_tile(hw, 16), "ours_dtype": str(ours.dtype).replace("torch.", "")}
 
 
 def seam_case(device, full, tile=32):

@@ -102,19 +102,29 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
     for s in skipped:
         job.info(job.t("sr.log.skipped", path=s))
 
-    device, dtype = ctx.models.device, ctx.models.dtype(params.precision)
+    device = ctx.models.device
+    # auto on a GPU: fp16, as Real-ESRGAN does; bf16's 8-bit mantissa would cost visible
+    # precision in the output (and all of 16-bit inputs' extra bits)
+    precision = "fp16" if params.precision == "auto" and device != "cpu" else params.precision
+    dtype = ctx.models.dtype(precision)
     key = f"sr:{weights}:{weights.stat().st_mtime_ns}:{device}:{dtype}"
     up: Upscaler = ctx.models.load(job.id, key, lambda: Upscaler.from_file(weights, device, dtype))
     job.info(job.t("sr.log.model", name=weights.name, desc=up.spec.describe(), device=device,
                    dtype=str(up.dtype).replace("torch.", "")))
 
-    videos = [it for it in items if it.video]
-    frames = {it.src: _frame_count(it.src) for it in videos}
+    failed: list[dict[str, str]] = []
+    frames: dict[Path, int] = {}
+    for it in [it for it in items if it.video]:
+        try:
+            frames[it.src] = _frame_count(it.src)
+        except StudioError as exc:  # an unreadable video fails alone, the rest still runs
+            failed.append({"path": str(it.src), "error": exc.render(job.t)})
+            job.warning(exc.render(job.t))
+            items.remove(it)
     total = float(sum(1 for it in items if not it.video) + sum(frames.values()))
     state = {"done": 0.0}
     outputs: list[str] = []
     pairs: list[list[str]] = []  # [source, result] of images, for the before/after slider
-    failed: list[dict[str, str]] = []
     stopped = False
     started = time.time()
     for n, it in enumerate(items, 1):

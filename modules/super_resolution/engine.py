@@ -21,7 +21,11 @@ import torch
 from modules.super_resolution.detect import ModelSpec, load_model
 from modules.super_resolution.tiling import MIN_TILE, auto_tile, run_tiled
 
-CPU_TILE_CAP = 512  # bigger tiles are no faster on CPU and make Stop slower to answer
+# On CPU a tile is sized by work, not memory: about this many FLOPs per tile (a few seconds
+# on a desktop CPU) keeps Stop answered quickly for heavy nets, while light nets get big
+# tiles and so little re-computed context.
+CPU_TILE_FLOPS = 200e9
+CPU_TILE_RANGE = (96, 1024)
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -116,10 +120,31 @@ class Upscaler:
             floats = (3 * nf + 2 * (nf + 4 * gc)) / (u * u) + 3 * nf * net * net / (u * u) + 3 * s * s
         return floats * torch.finfo(self.dtype).bits / 8
 
+    def flops_per_px(self) -> float:
+        """Multiply-adds x2 per input pixel (3x3 convs), for the CPU tile size."""
+        sp, s = self.spec, self.spec.scale
+        nf, cin, cout = sp.num_feat or 64, sp.in_ch, sp.out_ch
+        if sp.arch == "compact":
+            macs = cin * nf + sp.depth * nf * nf + nf * cout * s * s
+        elif sp.arch == "rrdb":
+            u, gc = sp.unshuffle, int(sp.extra.get("num_grow_ch", 32))
+            rdb = sum((nf + i * gc) * gc for i in range(4)) + (nf + 4 * gc) * nf
+            lr = cin * u * u * nf + sp.depth * 3 * rdb + nf * nf
+            n_up = int(sp.extra.get("num_upsample", 2))
+            hr = sum(nf * nf * 4 ** i for i in range(1, n_up + 1)) + (nf * nf + nf * cout) * 4 ** n_up
+            macs = (lr + hr) / (u * u)
+        else:  # unknown (spandrel): assume a mid-size network
+            macs = 2e5
+        return 2 * 9 * macs
+
     def auto_tile(self, hw: tuple[int, int], pad: int) -> int:
         tile = auto_tile(self.bytes_per_px(), free_memory_bytes(self.device), pad, hw,
                          budget_fraction=0.5 if self.device.startswith("cuda") else 0.25)
-        return min(tile, CPU_TILE_CAP) if self.device == "cpu" else tile
+        if self.device == "cpu":
+            lo, hi = CPU_TILE_RANGE
+            by_work = int(min(hi, max(lo, math.sqrt(CPU_TILE_FLOPS / self.flops_per_px())))) // 8 * 8
+            tile = min(tile, by_work)
+        return tile
 
     # -- running ----------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -39,11 +39,13 @@ def test_folder_keeps_names_and_skips_junk(bare_ctx, tmp_path, nearest4):
     _img(src / ".hidden" / "x.png")
     (src / "junk.txt").write_text("not an image")
     (src / "notes.md").write_text("# notes")
+    (src / "broken.png").write_bytes(b"\x89PNG but not really")  # fails alone, the batch goes on
     out = tmp_path / "out"
     job = _job(workdir=tmp_path / "job")
     res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(out)), bare_ctx)
     assert _files(out) == {"a/b.png", "a/c/d.jpg", "e.png"}
     assert sorted(Path(s).name for s in res["skipped"]) == ["junk.txt", "notes.md"]
+    assert [Path(f["path"]).name for f in res["failed"]] == ["broken.png"] and "broken.png" in res["failed"][0]["error"]
     got = np.asarray(Image.open(out / "a" / "b.png"))
     np.testing.assert_array_equal(got, b.repeat(4, 0).repeat(4, 1))
     rgba = np.asarray(Image.open(out / "e.png"))
