@@ -147,3 +147,23 @@ def test_tab_builds_and_compares(ctx, nearest4, tmp_path):
     media.save_image(np.zeros((32, 40, 3), np.uint8), tmp_path / "d.png")
     before, after = _pair_images(str(src), str(tmp_path / "d.png"))
     assert before.size == after.size == (40, 32)
+
+
+def test_rest_api(ctx, nearest4, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from core.api import create_api
+
+    shutil.copy(nearest4, ctx.path("UPSCALERS_DIR") / "nearest_x4.pth")
+    _img(tmp_path / "r.png")
+    client = TestClient(create_api(ctx))
+    bad = client.post("/jobs", json={"kind": "sr.upscale", "params": {"model": "x", "inputs": ["a"], "tile": -1}})
+    assert bad.status_code == 422 and "tile" in str(bad.json())
+    r = client.post("/jobs", json={"kind": "sr.upscale", "start": True,
+                                   "params": {"model": "nearest_x4.pth", "inputs": [str(tmp_path / "r.png")],
+                                              "output_dir": str(tmp_path / "api_out")}})
+    assert r.status_code == 201
+    row = ctx.jobs.wait(r.json()["id"], timeout=60)
+    assert row["status"] == "completed"
+    arts = client.get(f"/jobs/{row['id']}/artifacts").json()
+    assert str(tmp_path / "api_out" / "r.png") in [a["path"] for a in arts]
