@@ -140,6 +140,10 @@ class Upscaler:
     def auto_tile(self, hw: tuple[int, int], pad: int) -> int:
         tile = auto_tile(self.bytes_per_px(), free_memory_bytes(self.device), pad, hw,
                          budget_fraction=0.5 if self.device.startswith("cuda") else 0.25)
+        # the float band holds one row of tiles at output size: keep it to a tenth of free memory
+        band_row_bytes = hw[1] * self.scale * self.scale * 4 * 4
+        free = free_memory_bytes(self.device)
+        tile = max(MIN_TILE, min(tile, int(min(0.1 * free, 2**29) / band_row_bytes) // 8 * 8))
         if self.device == "cpu":
             lo, hi = CPU_TILE_RANGE
             by_work = int(min(hi, max(lo, math.sqrt(CPU_TILE_FLOPS / self.flops_per_px())))) // 8 * 8
