@@ -10,6 +10,7 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         if not a.model or not a.inputs:
             ap.error("--model and at least one input are required")
         try:
-            params = UpscaleParams(model=a.model, inputs=a.inputs, output_dir=a.output_dir, outscale=a.outscale,
+            # paths typed in a shell are relative to the shell's folder
+            out = str(Path(a.output_dir).expanduser().resolve()) if a.output_dir else None
+            params = UpscaleParams(model=a.model, inputs=[str(Path(i).expanduser().resolve()) for i in a.inputs],
+                                   output_dir=out, outscale=a.outscale,
                                    tile=a.tile, overlap=a.overlap, pad=a.pad, precision=a.precision,
                                    alpha=a.alpha, format=a.format, suffix=a.suffix,
                                    skip_existing=a.skip_existing, video_codec=a.video_codec, crf=a.crf)

@@ -94,7 +94,9 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
 
     models_dir = ctx.path("UPSCALERS_DIR")
     weights = resolve_model(params.model, models_dir)
-    out_dir = Path(params.output_dir).expanduser() if params.output_dir else ctx.path("OUTPUTS_DIR") / "upscaled" / job.id
+    # a relative output folder (REST, UI) lives under OUTPUTS_DIR; the CLI passes absolute paths
+    out_dir = ctx.path("OUTPUTS_DIR") / (Path(params.output_dir).expanduser() if params.output_dir
+                                         else Path("upscaled") / job.id)
     out_dir.mkdir(parents=True, exist_ok=True)
     items, skipped = collect(params, out_dir)
     if not items:
@@ -135,6 +137,7 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
             job.info(job.t("sr.log.exists", path=str(it.dst)))
             state["done"] += frames.get(it.src, 1)
             continue
+        base = state["done"]
         try:
             if it.video:
                 from modules.super_resolution.video import upscale_video
@@ -157,7 +160,7 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
         except StudioError as exc:
             failed.append({"path": str(it.src), "error": exc.render(job.t)})
             job.warning(exc.render(job.t))
-            state["done"] += frames.get(it.src, 1)
+            state["done"] = base + frames.get(it.src, 1)
     if failed and not outputs and not stopped:
         raise StudioError("sr.all_failed", count=len(failed), first=failed[0]["error"])
     return {"outputs": outputs, "pairs": pairs, "output_dir": str(out_dir), "skipped": skipped, "failed": failed,
