@@ -59,14 +59,17 @@ def upscale_video(job: "Job", up: "Upscaler", src: Path, dst: Path, params: "Ups
     stopped = False
     job.info(job.t("sr.log.video", name=src.name, frames=n_frames, fps=float(reader.fps),
                    w=reader.width, h=reader.height))
+    # variable frame rate sources keep each frame's own time; constant ones a clean grid
+    vfr = bool(getattr(reader, "is_vfr", False))
     try:
-        for frame, _pts in reader:
+        for frame, pts in reader:
             if job.should_stop():
                 stopped = True
                 break
             out = up.upscale(frame, tile=params.tile, overlap=params.overlap, pad=params.pad,
                              outscale=params.outscale, should_stop=job.should_stop)
-            writer.write(out)  # odd sizes are edge-padded by the writer (4:2:0 needs even)
+            # odd sizes are edge-padded by the writer (4:2:0 needs even)
+            writer.write(out, pts_seconds=max(0.0, pts - reader.start_time) if vfr else None)
             done += 1
             state["done"] = base + done
             job.progress(state["done"], total, desc)

@@ -51,3 +51,13 @@ def test_video_stop_keeps_partial(bare_ctx, tmp_path, nearest4):
     with VideoReader(part) as r:
         assert r.frame_count == 4
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["c_partial.mp4"]  # no temp files left
+
+
+def test_variable_frame_rate_keeps_timestamps(bare_ctx, tmp_path, nearest4):
+    times = [0.0, 0.04, 0.12, 0.16, 0.30, 0.34]
+    src = make_test_video(tmp_path / "vfr.mp4", size=(16, 16), timestamps=times, with_audio=False)
+    run_upscale(ConsoleJob("sr.upscale", verbose=False, workdir=tmp_path / "job"),
+                UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(tmp_path / "o")), bare_ctx)
+    with VideoReader(src) as a, VideoReader(tmp_path / "o" / "vfr.mp4") as b:
+        assert a.is_vfr
+        np.testing.assert_allclose(b.timestamps, a.timestamps, atol=1e-3)
