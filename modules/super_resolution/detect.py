@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from core.errors import StudioError
 
 _WRAPPERS = ("params_ema", "params", "state_dict", "model", "net_g", "generator")
@@ -194,6 +196,7 @@ def build(spec: ModelSpec):
 
 
 def _try_spandrel(sd: dict):
+    """Any image-to-image architecture spandrel knows, when it is installed (optional)."""
     try:
         import spandrel  # optional extra
     except Exception:  # noqa: BLE001 - absent or broken: we simply do not offer it
@@ -202,10 +205,25 @@ def _try_spandrel(sd: dict):
         desc = spandrel.ModelLoader().load_from_state_dict(sd)
     except Exception:  # noqa: BLE001 - spandrel does not know it either
         return None
+    if not isinstance(desc, spandrel.ImageModelDescriptor):  # e.g. inpainting models need a mask
+        return None
     spec = ModelSpec(f"spandrel:{desc.architecture.id}", int(desc.scale), int(desc.input_channels),
                      int(desc.output_channels), extra={"supports_half": bool(desc.supports_half),
                                                        "supports_bf16": bool(desc.supports_bfloat16)})
-    return spec, desc.model
+    return spec, _SpandrelAdapter(desc)
+
+
+class _SpandrelAdapter(nn.Module):
+    """Runs through the descriptor, which pads each tile to the sizes the architecture needs
+    (e.g. SwinIR's window multiple) and crops back; `net` makes `.to()` move the weights."""
+
+    def __init__(self, desc) -> None:
+        super().__init__()
+        self.net = desc.model
+        self._desc = desc
+
+    def forward(self, x):
+        return self._desc(x)
 
 
 def load_model(path: str | Path):
