@@ -190,7 +190,8 @@ def _one_image(job: "Job", up, it: Item, params: UpscaleParams, state: dict, tot
 
     out = up.upscale(arr, tile=params.tile, overlap=params.overlap, pad=params.pad, outscale=params.outscale,
                      alpha=params.alpha, should_stop=job.should_stop,
-                     on_progress=lambda f: job.progress(base + f, total, desc), on_oom=oom)
+                     on_progress=lambda f: job.progress(base + f, total, desc), on_oom=oom,
+                     on_precision=lambda d: job.warning(job.t("sr.log.fp16_overflow", dtype=d)))
     if out.dtype != np.uint8 and params.format in ("jpg", "webp"):
         out = (out.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)  # the user asked for an 8-bit format
         job.warning(job.t("sr.log.to_8bit", path=it.dst.name))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from modules.super_resolution.detect import ModelSpec, load_model
-from modules.super_resolution.tiling import MIN_TILE, auto_tile, run_tiled
+from modules.super_resolution.tiling import MIN_TILE, NonFinite, auto_tile, run_tiled
 
 # On CPU a tile is sized by work, not memory: about this many FLOPs per tile (a few seconds
 # on a desktop CPU) keeps Stop answered quickly for heavy nets, while light nets get big
@@ -163,13 +163,20 @@ class Upscaler:
         return y[:, :3] if y.shape[1] == 4 else y
 
     def _run_rgb(self, rgb: np.ndarray, out: np.ndarray, tile: int, overlap: int, pad: int,
-                 should_stop, on_tile, on_warning) -> int:
-        """Tiled pass with OOM back-off; returns the tile size that worked."""
+                 should_stop, on_tile, on_warning, on_precision=None) -> int:
+        """Tiled pass with OOM back-off and fp16-overflow fallback; returns the tile size used."""
         while True:
             try:
                 run_tiled(self._forward, rgb, self.scale, tile, out, overlap=overlap, pad=pad,
                           device=self.device, dtype=self.dtype, should_stop=should_stop, on_tile=on_tile)
                 return tile
+            except NonFinite:
+                # fp16 overflowed: bf16 has fp32's range; fp32 where bf16 is not supported
+                wider = torch.bfloat16 if (self.device.startswith("cuda") and torch.cuda.is_bf16_supported()) \
+                    else torch.float32
+                self.to(self.device, wider)
+                if on_precision is not None:
+                    on_precision(str(wider).replace("torch.", ""))
             except Exception as exc:  # noqa: BLE001 - only OOM is retried
                 if not is_oom(exc) or tile <= MIN_TILE:
                     raise
@@ -183,10 +190,12 @@ class Upscaler:
                 outscale: float | None = None, alpha: str = "model",
                 should_stop: Callable[[], bool] | None = None,
                 on_progress: Callable[[float], None] | None = None,
-                on_oom: Callable[[int], None] | None = None) -> np.ndarray:
+                on_oom: Callable[[int], None] | None = None,
+                on_precision: Callable[[str], None] | None = None) -> np.ndarray:
         """Upscale an HxW or HxWxC (C = 1..4) array; same dtype and channels out.
 
-        `on_progress(fraction)` follows the tiles; `on_oom(new_tile)` reports a back-off.
+        `on_progress(fraction)` follows the tiles; `on_oom(new_tile)` reports a back-off;
+        `on_precision(dtype)` a switch away from fp16 after an overflow.
         Raises `TileStopped` when `should_stop()` turns true between tiles.
         """
         if arr.ndim == 2:
@@ -208,7 +217,7 @@ class Upscaler:
 
         work_dtype = np.float32 if (gray or alpha_needs_model or out_dtype == np.float32 or outscale) else out_dtype
         out_rgb = np.empty((h * s, w * s, 3), work_dtype)
-        tile = self._run_rgb(rgb, out_rgb, tile, overlap, pad, should_stop, progress(0), on_oom)
+        tile = self._run_rgb(rgb, out_rgb, tile, overlap, pad, should_stop, progress(0), on_oom, on_precision)
         if gray:
             out_color = out_rgb.mean(axis=2, keepdims=True)
         else:
@@ -217,7 +226,8 @@ class Upscaler:
         if a is not None:
             if alpha_needs_model:
                 tmp = np.empty((h * s, w * s, 3), np.float32)
-                self._run_rgb(np.repeat(a, 3, axis=2), tmp, tile, overlap, pad, should_stop, progress(1), on_oom)
+                self._run_rgb(np.repeat(a, 3, axis=2), tmp, tile, overlap, pad, should_stop, progress(1), on_oom,
+                              on_precision)
                 out_a = tmp.mean(axis=2, keepdims=True)
             elif float(a.min()) >= 1.0:
                 out_a = np.ones((h * s, w * s, 1), np.float32)

@@ -8,7 +8,8 @@ time and each finished band is written straight into the caller's output array (
 uint16 or float32): peak memory is the input, the output array and one float band, not
 a float copy of a 4x (16x the pixels) result.
 
-On out-of-memory the tile size is halved and the image restarted (down to 32 px).
+On out-of-memory the tile size is halved and the image restarted (down to 32 px); an fp16
+overflow (inf/NaN, which some ESRGAN weights hit) raises `NonFinite` for a wider retry.
 `should_stop` is polled before every tile; a stop raises `TileStopped`.
 """
 from __future__ import annotations
@@ -24,6 +25,10 @@ MIN_TILE = 32
 
 class TileStopped(Exception):
     """The job asked to stop between two tiles."""
+
+
+class NonFinite(Exception):
+    """A half-precision pass overflowed (inf/NaN): the caller retries in a wider type."""
 
 
 def grid(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
@@ -112,6 +117,8 @@ def run_tiled(model: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray, 
                 res = model(src[:, :, cy0:cy1, cx0:cx1])
             oy, ox = (y0 - cy0) * scale, (x0 - cx0) * scale
             core = res[0, :, oy:oy + band_h, ox:ox + tw * scale].float()
+            if dtype == torch.float16 and not bool(torch.isfinite(core).all()):
+                raise NonFinite()
             weight = wy[iy][:, None] * wx[ix][None, :]
             band[:, :, x0 * scale:(x0 + tw) * scale].addcmul_(core, weight)
             done += 1

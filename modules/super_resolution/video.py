@@ -67,7 +67,8 @@ def upscale_video(job: "Job", up: "Upscaler", src: Path, dst: Path, params: "Ups
                 stopped = True
                 break
             out = up.upscale(frame, tile=params.tile, overlap=params.overlap, pad=params.pad,
-                             outscale=params.outscale, should_stop=job.should_stop)
+                             outscale=params.outscale, should_stop=job.should_stop,
+                             on_precision=lambda d: job.warning(job.t("sr.log.fp16_overflow", dtype=d)))
             # odd sizes are edge-padded by the writer (4:2:0 needs even)
             writer.write(out, pts_seconds=max(0.0, pts - reader.start_time) if vfr else None)
             done += 1

@@ -117,3 +117,26 @@ def test_stop_between_tiles(nearest4):
     with pytest.raises(TileStopped):
         up.upscale(_smooth(64, 64, 3), tile=16, overlap=4, pad=4, should_stop=stop)
     assert len(calls) == 3  # seen at the very next tile
+
+
+class _OverflowsInHalf(torch.nn.Module):
+    """Like some ESRGAN weights in fp16: inf in half precision, fine in a wider type."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        y = self.inner(x.float())
+        return torch.full_like(y, float("inf")).half() if x.dtype == torch.float16 else y.to(x.dtype)
+
+
+def test_fp16_overflow_falls_back_to_a_wider_type(nearest4):
+    up = Upscaler.from_file(nearest4)
+    up.model = _OverflowsInHalf(up.model)
+    up.dtype = torch.float16  # as on a GPU (CPU .to() never picks fp16)
+    seen = []
+    img = _smooth(20, 24, 3, seed=4)
+    out = up.upscale(img, tile=16, overlap=4, pad=4, on_precision=seen.append)
+    assert seen == ["float32"] and up.dtype == torch.float32
+    np.testing.assert_allclose(out, img.repeat(4, 0).repeat(4, 1), atol=1e-6)
