@@ -87,7 +87,11 @@ def train_fast(vgg: VGG19Features, content_paths: list[Path], style: torch.Tenso
         gram_style = {n: gram_matrix(sf[n]) for n in s.style_layers}
     pool = list(content_paths)  # broken files leave the pool so they are reported once
     order: list[Path] = []
-    sample = _load_batch(pool[:1], s.image_size, load_image, on_skip, pool) if on_preview else None
+    sample = None
+    for first in list(pool[:8]) if on_preview else []:  # the first readable image is the preview sample
+        sample = _load_batch([first], s.image_size, load_image, on_skip, pool)
+        if sample is not None:
+            break
     losses: list[float] = []
     step, stopped = 0, False
     while step < s.steps:
@@ -114,12 +118,12 @@ def train_fast(vgg: VGG19Features, content_paths: list[Path], style: torch.Tenso
         tv = ((y[..., 1:, :] - y[..., :-1, :]).abs().mean() + (y[..., 1:] - y[..., :-1]).abs().mean()
               if s.tv_weight else y.new_zeros(()))
         loss = s.content_weight * c + s.style_weight * st + s.tv_weight * tv
-        if not math.isfinite(float(loss)):
+        if not math.isfinite(loss.item()):
             raise FloatingPointError("loss is not finite; lower the learning rate or the style weight")
         loss.backward()
         opt.step()
         step += 1
-        parts = {"loss": float(loss), "content": float(s.content_weight * c), "style": float(s.style_weight * st)}
+        parts = {"loss": loss.item(), "content": s.content_weight * c.item(), "style": s.style_weight * float(st.detach())}
         losses.append(parts["loss"])
         if on_step is not None:
             on_step(step, s.steps, parts)
