@@ -76,3 +76,21 @@ def test_export_onnx_job(style_ctx):
     assert r["ok"] and r["max_abs_diff"] < 1e-2 and Path(r["onnx"]) == style_ctx.path("STYLE_DIR") / "udnie.onnx"
     assert r["checked_with"] == "onnxruntime" and r["ratio"] > 0
     assert any(a["kind"] == "onnx" for a in style_ctx.store.artifacts(job_id))
+
+
+def test_rest_create_names_the_bad_field_and_runs_export(style_ctx):
+    from fastapi.testclient import TestClient
+
+    from core.api import create_api
+
+    torch.manual_seed(0)
+    torch.save(TransformerNet().state_dict(), style_ctx.path("STYLE_DIR") / "candy.pth")
+    client = TestClient(create_api(style_ctx))
+    bad = client.post("/jobs", json={"kind": "style.fast_apply", "params": {"model": "candy", "inputs": ["x"],
+                                                                             "strength": 2}})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "params", "strength"]
+    ok = client.post("/jobs", json={"kind": "style.export_onnx", "start": True,
+                                    "params": {"model": "candy", "check_size": 32, "benchmark": False}})
+    assert ok.status_code == 201
+    row = style_ctx.jobs.wait(ok.json()["id"], timeout=60)
+    assert row["status"] == "completed" and Path(row["result"]["onnx"]).is_file()
