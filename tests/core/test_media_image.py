@@ -112,6 +112,53 @@ def test_16bit_rgba_png_round_trip(tmp_path):
     assert rgb.mode == "RGBA" and rgb.size == (40, 24)
 
 
+def _tiff16(path: Path, a: np.ndarray) -> None:
+    """An uncompressed little-endian 16-bit RGB TIFF written by hand (no library involved)."""
+    h, w, _ = a.shape
+    data = a.astype("<u2").tobytes()
+    n_tags = 10
+    bps_off = 8 + 2 + 12 * n_tags + 4
+    pix_off = bps_off + 6
+    tags = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 3, bps_off), (259, 3, 1, 1),
+            (262, 3, 1, 2), (273, 4, 1, pix_off), (277, 3, 1, 3), (278, 4, 1, h),
+            (279, 4, 1, len(data)), (284, 3, 1, 1)]
+    ifd = struct.pack("<H", n_tags) + b"".join(
+        struct.pack("<HHII", tag, typ, cnt, val) if typ == 4 or cnt > 1 else
+        struct.pack("<HHIHH", tag, typ, cnt, val, 0) for tag, typ, cnt, val in tags)
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+                     + struct.pack("<HHH", 16, 16, 16) + data)
+
+
+def test_16bit_rgb_tiff_keeps_precision_and_round_trips(tmp_path):
+    rng = np.random.default_rng(4)
+    a16 = rng.integers(0, 65536, size=(10, 14, 3), dtype=np.uint16)
+    p = tmp_path / "deep.tif"
+    _tiff16(p, a16)
+    assert media.load_image(p).size == (14, 10)  # Pillow reads it (as 8-bit)
+    arr, info = media.load_image_array(p)
+    assert info["bits"] == 16 and arr.shape == (10, 14, 3)
+    assert np.array_equal(np.round(arr * 65535).astype(np.uint16), a16)
+    out = media.save_image(arr, tmp_path / "out.tiff", bits=16)
+    again, info2 = media.load_image_array(out)
+    assert info2["bits"] == 16 and np.array_equal(np.round(again * 65535).astype(np.uint16), a16)
+
+
+def test_16bit_png_with_exif_rotation(tmp_path):
+    a16 = (np.arange(6 * 4 * 3, dtype=np.uint16).reshape(4, 6, 3) * 700 + 1)
+    plain = tmp_path / "plain.png"
+    media.save_image(a16, plain, bits=16)
+    # add an eXIf chunk (orientation 8) before IEND, as cameras/phones do
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    data = plain.read_bytes()
+    rotated = tmp_path / "rot.png"
+    rotated.write_bytes(data[:-12] + _png_chunk(b"eXIf", exif.tobytes()[6:]) + data[-12:])
+    arr, info = media.load_image_array(rotated)
+    assert info["bits"] == 16 and arr.shape == (6, 4, 3)
+    assert np.array_equal(np.round(arr * 65535).astype(np.uint16), np.rot90(a16, 1))
+    assert media.load_image(rotated).size == (4, 6)
+
+
 def test_palette_with_transparency_gives_alpha(tmp_path):
     p = tmp_path / "pal.png"
     im = Image.new("P", (8, 8), 0)
@@ -246,6 +293,21 @@ def test_save_refuses_to_overwrite_source(tmp_path):
         media.save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.gif")
     with pytest.raises(StudioError):
         media.save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.jpg", bits=16)
+
+
+def test_every_media_key_used_in_code_is_translated():
+    import re
+    root = Path(media.__file__).parent
+    used = set()
+    for f in ("media.py", "media_image.py", "media_video.py"):
+        used |= set(re.findall(r'"(media\.[a-z_]+)"', (root / f).read_text()))
+    assert len(used) >= 12
+    for lang in ("en", "fr"):
+        import json
+        table = json.loads((root.parent / "locales" / lang / "media.json").read_text())
+        assert used <= set(table), (lang, used - set(table))
+        assert set(table) == set(json.loads(
+            (root.parent / "locales" / "en" / "media.json").read_text()))
 
 
 def test_atomic_path_crash_keeps_original(tmp_path):
