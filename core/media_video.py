@@ -1,9 +1,9 @@
 """Video IO with PyAV: exact timestamps and frame rates in, H.264/H.265 with the source audio out.
 
 `VideoReader(path)` iterates `(rgb_uint8 HxWx3, pts_seconds)`; timestamps are the truth
-(`pts * time_base`), so variable-frame-rate sources keep their timing. `.fps` is the
-average rate as an exact Fraction (23.976 is 24000/1001), `.frame_count`, `.timestamps`
-and `.is_vfr` come from one demux pass (no decoding).
+(`pts * time_base`), so variable-frame-rate sources keep their timing; phone clips' display
+rotation is applied. `.fps` is the average rate as an exact Fraction (23.976 is 24000/1001);
+`.frame_count`, `.timestamps` and `.is_vfr` come from one demux pass (no decoding).
 
 `VideoWriter(path, fps, codec="h264"|"hevc", crf=18, audio_from=src)` encodes frames to a
 hidden temp file, then on `close()` muxes the video with the audio of `audio_from`
@@ -46,14 +46,6 @@ def codec_available(name: str) -> bool:
     return False
 
 
-def _open_input(path: PathLike):
-    p = require_file(path)
-    try:
-        return av.open(str(p))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise StudioError("media.video_open_failed", path=p.name, error=str(exc)) from exc
-
-
 def _seconds(value: Optional[int], time_base) -> Optional[float]:
     return None if value is None or time_base is None else float(value * time_base)
 
@@ -61,9 +53,12 @@ def _seconds(value: Optional[int], time_base) -> Optional[float]:
 class VideoReader:
     """Decode a video's first video stream: frames as RGB uint8 with exact timestamps."""
 
-    def __init__(self, path: PathLike) -> None:
-        self.path = Path(path)
-        self._container = _open_input(self.path)
+    def __init__(self, path: PathLike, autorotate: bool = True) -> None:
+        self.path = require_file(path)
+        try:
+            self._container = av.open(str(self.path))
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise StudioError("media.video_open_failed", path=self.path.name, error=str(exc)) from exc
         if not self._container.streams.video:
             self._container.close()
             raise StudioError("media.no_video_stream", path=self.path.name)
@@ -73,12 +68,26 @@ class VideoReader:
         self.width, self.height, self.codec = int(cc.width), int(cc.height), str(cc.name)
         self.time_base: Fraction = self._stream.time_base
         audio = self._container.streams.audio
-        self.has_audio = bool(audio)
-        self.audio_codec: Optional[str] = audio[0].codec_context.name if audio else None
+        self.has_audio, self.audio_codec = bool(audio), audio[0].codec_context.name if audio else None
         self.start_time: float = _seconds(self._stream.start_time, self.time_base) or 0.0
+        # phone clips store a display rotation; frames come out upright, as players show them
+        self.rotation = self._peek_rotation() if autorotate else 0
+        if self.rotation in (90, 270):
+            self.width, self.height = self.height, self.width
         self._scan_cache: Optional[list[int]] = None
         rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
-        self._meta_fps = Fraction(rate) if rate else None
+        self._meta_fps = Fraction(rate) if rate else None  # header rate, trusted for CFR only
+
+    def _peek_rotation(self) -> int:
+        """Display rotation (counter-clockwise degrees, 0/90/180/270) of the first frame."""
+        try:
+            with av.open(str(self.path)) as c:
+                frame = next(c.decode(c.streams.video[0]), None)
+        except av.FFmpegError as exc:  # not even one frame decodes: say so now, not mid-job
+            self._container.close()
+            raise StudioError("media.video_decode_failed", path=self.path.name, frame=0,
+                              error=str(exc)) from exc
+        return int(round((frame.rotation or 0) / 90)) % 4 * 90 if frame is not None else 0
 
     # -- metadata from one demux pass (packets only, no decoding) ---------------------
     def _scan(self) -> list[int]:
@@ -101,8 +110,7 @@ class VideoReader:
     @property
     def fps(self) -> Fraction:
         """Average frame rate as an exact fraction (24000/1001, not 23.976)."""
-        # containers' own rate is exact for CFR; for VFR some (MKV) report a nominal rate,
-        # so the average comes from the timestamps: (frames - 1) / (last - first)
+        # VFR: some containers (MKV) report a nominal rate; use (frames - 1) / (last - first)
         if self._meta_fps and not self.is_vfr:
             return self._meta_fps
         ts = self._scan()
@@ -113,19 +121,14 @@ class VideoReader:
     @property
     def duration(self) -> float:
         """Seconds of video: stream duration, else container duration, else frames / fps."""
-        d = _seconds(self._stream.duration, self.time_base)
-        if d:
-            return d
-        c = self._container.duration
-        return c / 1_000_000 if c else float(self.frame_count / self.fps)
+        d, c = _seconds(self._stream.duration, self.time_base), self._container.duration
+        return d or (c / 1_000_000 if c else float(self.frame_count / self.fps))
 
     @property
     def audio_duration(self) -> Optional[float]:
         """Seconds of audio from the stream header (None without audio)."""
-        if not self.has_audio:
-            return None
-        a = self._container.streams.audio[0]
-        return _seconds(a.duration, a.time_base) or self.duration
+        a = self._container.streams.audio[0] if self.has_audio else None
+        return None if a is None else (_seconds(a.duration, a.time_base) or self.duration)
 
     @property
     def is_vfr(self) -> bool:
@@ -152,7 +155,10 @@ class VideoReader:
                 t = (float(frame.pts * self.time_base) if frame.pts is not None
                      else self.start_time + float(index / self.fps))
                 if t + 1e-9 >= start:
-                    yield frame.to_ndarray(format="rgb24"), t
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if self.rotation:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, self.rotation // 90))
+                    yield rgb, t
         except av.FFmpegError as exc:
             raise StudioError("media.video_decode_failed", path=self.path.name, frame=index,
                               error=str(exc)) from exc
@@ -201,8 +207,7 @@ class VideoWriter:
         self.frames_written, self.closed = 0, False
 
     def _warn(self, key: str, **params) -> None:
-        params.setdefault("path", self.path.name)
-        self.warnings.append((key, params))
+        self.warnings.append((key, {"path": self.path.name, **params}))
         log.warning("%s %s", key, params)
 
     def _fail(self, exc: Exception) -> StudioError:
@@ -279,10 +284,9 @@ class VideoWriter:
 
     def close(self) -> Optional[Path]:
         """Flush, mux the audio, rename onto `path`. Returns the path (None if no frame)."""
-        if self.closed or self._container is None:
-            self.closed = True
+        was_closed, self.closed = self.closed, True
+        if was_closed or self._container is None:
             return self.path if self.path.exists() and self.frames_written else None
-        self.closed = True
         try:
             for pkt in self._stream.encode(None):
                 self._container.mux(pkt)
@@ -382,10 +386,8 @@ def _remux(video: Path, audio: Path, out: Path, copy: bool, end: Optional[float]
                 audio_pk = _packets(ain, a_in, end)
             else:
                 a_out = oc.add_stream("aac", rate=cc.sample_rate or 48000)
-                n = cc.layout.nb_channels if cc.layout else 2
-                # a plain default layout per channel count (sources may say "1 channels")
-                a_out.layout = {1: "mono", 2: "stereo"}.get(n) or (
-                    av.AudioLayout(n).name if n <= 8 else "stereo")
+                n = cc.layout.nb_channels if cc.layout else 2  # sources may say "1 channels"
+                a_out.layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(n, "stereo")
                 a_out.bit_rate = 192_000
                 audio_pk = _aac_packets(ain, a_in, a_out, end)
             # interleave by time so players read both streams smoothly

@@ -71,7 +71,8 @@ def test_cmyk_jpeg_gives_expected_rgb(tmp_path):
     cmyk = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # pure red in CMYK
     cmyk.paste((0, 0, 0, 128), (0, 8, 16, 16))           # 50% grey at the bottom
     cmyk.save(p, quality=100)
-    assert Image.open(p).mode == "CMYK"
+    with Image.open(p) as raw:
+        assert raw.mode == "CMYK"
     a = np.asarray(media.load_image(p)).astype(int)
     assert a.shape == (16, 16, 3)
     assert np.abs(a[2, 2] - (255, 0, 0)).max() <= 6

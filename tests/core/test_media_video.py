@@ -219,3 +219,26 @@ def test_frames_from_start_and_second_pass(tmp_path):
         tail = [t for _, t in r.frames(start=1.5)]
     assert first == again and len(first) == 20
     assert tail == pytest.approx([1.5, 1.6, 1.7, 1.8, 1.9])
+
+
+def test_display_rotation_applied(tmp_path):
+    p = tmp_path / "phone.mp4"
+    with av.open(str(p), "w") as out:  # a 64x32 clip tagged "rotate 90 degrees to display"
+        s = out.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+        s.set_display_rotation(90)
+        stored = np.zeros((32, 64, 3), np.uint8)
+        stored[:8, :8] = 255  # white block top-left as stored
+        for _ in range(2):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode(None):
+            out.mux(pkt)
+    with VideoReader(p) as r:
+        assert r.rotation == 90 and (r.width, r.height) == (32, 64)
+        frame, _ = next(iter(r))
+    # 90 degrees counter-clockwise (what ffmpeg and players show): block ends bottom-left
+    assert frame.shape == (64, 32, 3)
+    assert frame[60, 3].min() > 200 and frame[3, 3].max() < 60
+    with VideoReader(p, autorotate=False) as raw:
+        assert (raw.width, raw.height) == (64, 32) and next(iter(raw))[0].shape == (32, 64, 3)
