@@ -242,3 +242,15 @@ def test_display_rotation_applied(tmp_path):
     assert frame[60, 3].min() > 200 and frame[3, 3].max() < 60
     with VideoReader(p, autorotate=False) as raw:
         assert (raw.width, raw.height) == (64, 32) and next(iter(raw))[0].shape == (32, 64, 3)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p10le", "yuv444p"])
+def test_other_pixel_formats(tmp_path, pix_fmt):
+    out = tmp_path / "p.mp4"
+    with VideoWriter(out, 24, pix_fmt=pix_fmt, preset="ultrafast") as w:
+        for i in range(3):
+            w.write(pattern_frame(i))
+    with VideoReader(out) as r:
+        assert r._stream.codec_context.pix_fmt == pix_fmt and r.frame_count == 3
+        f, _ = next(iter(r))
+    assert np.abs(f.astype(int) - pattern_frame(0)).mean() < 4
