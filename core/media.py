@@ -41,7 +41,7 @@ _LAZY_NAMES = {name: mod for mod, names in _LAZY.items() for name in names}
 
 __all__ = ["IMAGE_EXTS", "PathLike", "atomic_path", "is_image_file", "list_images",
            "resolve_inside", "safe_name", "temp_sibling", "commit_file",
-           "require_file", *_LAZY_NAMES]
+           "require_file", "refuse_overwrite", *_LAZY_NAMES]
 
 
 def __getattr__(name: str):
@@ -117,6 +117,21 @@ def require_file(path: PathLike) -> Path:
     if p.stat().st_size == 0:
         raise StudioError("media.empty", path=p.name)
     return p
+
+
+def refuse_overwrite(out: PathLike, *protect) -> None:
+    """StudioError media.overwrite_source if `out` is (or links to) a protected path.
+
+    Each argument may be None, a path, or an iterable of paths.
+    """
+    items: list = []
+    for p in protect:
+        items.extend([p] if isinstance(p, (str, os.PathLike)) else (p or []))
+    o = Path(out)
+    for src in (Path(p) for p in items if p):
+        with contextlib.suppress(OSError):
+            if o.resolve() == src.resolve() or (o.exists() and os.path.samefile(o, src)):
+                raise StudioError("media.overwrite_source", path=o.name)
 
 
 def commit_file(tmp: PathLike, final: PathLike) -> None:

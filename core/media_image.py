@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from core.errors import StudioError
-from core.media import PathLike, atomic_path, require_file
+from core.media import PathLike, atomic_path, refuse_overwrite, require_file
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
@@ -290,13 +290,6 @@ def _encode_deep(a: np.ndarray, fmt: str) -> bytes:
     return b"".join(bytes(pkt) for pkt in ctx.encode(frame) + ctx.encode(None))
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
-
-
 def save_image(image: Union[Image.Image, np.ndarray], path: PathLike, bits: int = 8,
                quality: int = 95, protect: PathLike | Iterable[PathLike] | None = None,
                icc_profile: bytes | None = None) -> Path:
@@ -314,10 +307,7 @@ def save_image(image: Union[Image.Image, np.ndarray], path: PathLike, bits: int 
         raise ValueError("bits must be 8 or 16")
     if bits == 16 and fmt not in ("PNG", "TIFF"):
         raise StudioError("media.bits_unsupported", path=out.name, ext=out.suffix)
-    protected = [protect] if isinstance(protect, (str, os.PathLike)) else list(protect or [])
-    for src in protected:
-        if _same_file(out, Path(src)):
-            raise StudioError("media.overwrite_source", path=out.name)
+    refuse_overwrite(out, protect)
     if bits == 16:
         payload = _encode_deep(_to_uint16(image), fmt)
         with atomic_path(out) as tmp:

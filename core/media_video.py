@@ -27,7 +27,7 @@ import av
 import numpy as np
 
 from core.errors import StudioError
-from core.media import PathLike, commit_file, require_file, temp_sibling
+from core.media import PathLike, commit_file, refuse_overwrite, require_file, temp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _seconds(value: Optional[int], time_base) -> Optional[float]:
     return None if value is None or time_base is None else float(value * time_base)
 
 
-class VideoReader:
+class VideoReader(contextlib.AbstractContextManager):
     """Decode a video's first video stream: frames as RGB uint8 with exact timestamps."""
 
     def __init__(self, path: PathLike, autorotate: bool = True) -> None:
@@ -166,14 +166,11 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def __enter__(self) -> "VideoReader":
-        return self
-
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-class VideoWriter:
+class VideoWriter(contextlib.AbstractContextManager):
     """Encode RGB frames to H.264/H.265 and mux the audio of `audio_from`; atomic on close.
 
     Use as a context manager or call `close()`: what was written is kept even when the
@@ -184,8 +181,10 @@ class VideoWriter:
 
     def __init__(self, path: PathLike, fps: Union[Fraction, int, float, str], codec: str = "h264",
                  crf: int = 18, audio_from: Optional[PathLike] = None, pix_fmt: str = "yuv420p",
-                 preset: str = "medium", trim_audio: bool = True) -> None:
+                 preset: str = "medium", trim_audio: bool = True, protect=None) -> None:
         self.path = Path(path)
+        # the audio source and `protect` (the input video) are never overwritten
+        refuse_overwrite(self.path, audio_from, protect)
         self.fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1_000_000)
         if self.fps <= 0:
             raise ValueError("fps must be > 0")
@@ -196,12 +195,10 @@ class VideoWriter:
         if not codec_available(self.codec):
             self._warn("media.codec_fallback", codec=self.codec, fallback=FALLBACK_CODEC)
             self.codec = FALLBACK_CODEC
-        # a tick that divides one frame exactly and is fine enough for arbitrary times
-        # (MPEG-4 part 2 only takes time bases up to 1/65535)
-        den = math.lcm(self.fps.numerator, 90000)
-        if self.codec == FALLBACK_CODEC:
-            den = self.fps.numerator * max(1, 65535 // self.fps.numerator)
-        self.time_base = Fraction(1, den)
+        # a tick dividing one frame exactly, fine enough for any time (MPEG-4 part 2: >= 1/65535)
+        n = self.fps.numerator
+        self.time_base = Fraction(1, n * max(1, 65535 // n) if self.codec == FALLBACK_CODEC
+                                  else math.lcm(n, 90000))
         self._frame_ticks = int(1 / (self.fps * self.time_base))
         self._container = self._stream = self._vtmp = self._last_ticks = self._size = None
         self.frames_written, self.closed = 0, False
@@ -216,7 +213,7 @@ class VideoWriter:
     def _open(self, width: int, height: int) -> None:
         self._vtmp = temp_sibling(self.path, "video")
         try:
-            self._container = av.open(str(self._vtmp), "w")
+            self._container = _open_output(self._vtmp, faststart=self.audio_from is None)
             s = self._container.add_stream(self.codec, rate=self.fps)
             s.width, s.height, s.pix_fmt = width, height, self.pix_fmt
             s.time_base = s.codec_context.time_base = self.time_base
@@ -334,11 +331,14 @@ class VideoWriter:
             self._vtmp.unlink(missing_ok=True)
             self._vtmp = None
 
-    def __enter__(self) -> "VideoWriter":
-        return self
-
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close()  # partial outputs are kept, even when the block raised
+
+
+def _open_output(path: Path, faststart: bool = True):
+    # MP4/MOV: index at the front so browsers start playing before the whole file loads
+    mp4 = faststart and path.suffix.lower() in (".mp4", ".m4v", ".mov")
+    return av.open(str(path), "w", options={"movflags": "+faststart"} if mp4 else None)
 
 
 def _packets(container, stream, end: Optional[float]):
@@ -375,7 +375,7 @@ def _remux(video: Path, audio: Path, out: Path, copy: bool, end: Optional[float]
             return False
         a_in = ain.streams.audio[0]
         cc = a_in.codec_context
-        with av.open(str(video)) as vin, av.open(str(out), "w") as oc:
+        with av.open(str(video)) as vin, _open_output(out) as oc:
             vs = vin.streams.video[0]
             v_out = oc.add_stream_from_template(vs)
             if copy:

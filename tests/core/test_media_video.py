@@ -254,3 +254,20 @@ def test_other_pixel_formats(tmp_path, pix_fmt):
         assert r._stream.codec_context.pix_fmt == pix_fmt and r.frame_count == 3
         f, _ = next(iter(r))
     assert np.abs(f.astype(int) - pattern_frame(0)).mean() < 4
+
+
+def test_outputs_are_faststart_and_sources_protected(tmp_path):
+    src = make_test_video(tmp_path / "src.mp4", n_frames=4, fps=24)
+    for audio in (None, src):
+        out = tmp_path / f"fs_{audio is None}.mp4"
+        with VideoWriter(out, 24, audio_from=audio, preset="ultrafast") as w:
+            for f, _ in VideoReader(src):
+                w.write(f)
+        data = out.read_bytes()
+        assert data.find(b"moov") < data.find(b"mdat")  # index first: streams in a browser
+    before = src.read_bytes()
+    for kwargs in ({"audio_from": src}, {"protect": [src]}):
+        with pytest.raises(StudioError) as ei:
+            VideoWriter(tmp_path / "." / "src.mp4", 24, **kwargs)
+        assert ei.value.key == "media.overwrite_source"
+    assert src.read_bytes() == before
