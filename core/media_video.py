@@ -18,7 +18,6 @@ import contextlib
 import heapq
 import logging
 import math
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Union

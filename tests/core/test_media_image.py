@@ -1,7 +1,6 @@
 """Image IO: a table of nasty files (generated here), atomic saving, safe paths."""
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from pathlib import Path
