@@ -25,7 +25,8 @@ from core.errors import StudioError
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
     from core.media_image import (  # noqa: F401
-        MAX_PIXELS, SAVE_FORMATS, load_image, load_image_array, save_image, set_max_pixels)
+        MAX_PIXELS, SAVE_FORMATS, image_size, load_image, load_image_array, save_image,
+        set_max_pixels)
     from core.media_video import CODECS, VideoReader, VideoWriter, codec_available  # noqa: F401
 
 PathLike = Union[str, os.PathLike]
@@ -33,8 +34,8 @@ PathLike = Union[str, os.PathLike]
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 _LAZY = {
-    "core.media_image": ("MAX_PIXELS", "SAVE_FORMATS", "load_image", "load_image_array",
-                         "save_image", "set_max_pixels"),
+    "core.media_image": ("MAX_PIXELS", "SAVE_FORMATS", "image_size", "load_image",
+                         "load_image_array", "save_image", "set_max_pixels"),
     "core.media_video": ("CODECS", "VideoReader", "VideoWriter", "codec_available"),
 }
 _LAZY_NAMES = {name: mod for mod, names in _LAZY.items() for name in names}

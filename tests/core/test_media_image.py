@@ -52,6 +52,17 @@ def test_exif_rotated_jpeg_is_upright(tmp_path):
     assert arr.shape == (40, 20, 3) and info["bits"] == 8
 
 
+def test_image_size_from_header_counts_exif_rotation(tmp_path):
+    p = tmp_path / "rot.jpg"
+    _jpeg_with_orientation(p, 6)
+    assert media.image_size(p) == (20, 40)
+    _jpeg_with_orientation(p, 3)
+    assert media.image_size(p) == (40, 20)
+    with pytest.raises(StudioError) as ei:
+        media.image_size(_text(tmp_path))
+    assert ei.value.key == "media.not_image"
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_array_orientation_matches_pillow(orientation, tmp_path):
     from PIL import ImageOps
