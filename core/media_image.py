@@ -335,7 +335,7 @@ def save_image(image: Union[Image.Image, np.ndarray], path: PathLike, bits: int 
     im = image if isinstance(image, Image.Image) else _array_to_image(image)
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         im = _wide_to_8bit(im)
-    if fmt == "JPEG" or (fmt == "BMP" and im.mode not in ("RGB", "L", "1", "P")):
+    if fmt == "JPEG" or (fmt == "BMP" and im.mode not in ("RGB", "L", "1")):
         im = _to_mode(im, "L" if im.mode == "L" else "RGB")
     elif im.mode == "CMYK" and fmt != "TIFF":
         im = _cmyk_to_rgb(im)

@@ -284,6 +284,21 @@ def test_save_picks_format_from_extension(ext, fmt, tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == [f"x{ext}"]  # no temp file left
 
 
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".webp", ".bmp", ".tif"])
+@pytest.mark.parametrize("mode,value", [("L", 100), ("LA", (100, 255)), ("P", 1), ("1", 1),
+                                        ("I;16", 25700), ("CMYK", (0, 0, 0, 155)),
+                                        ("RGBA", (100, 100, 100, 255)), ("F", 100 / 255)])
+def test_save_any_mode_to_any_format(ext, mode, value, tmp_path):
+    im = Image.new(mode, (6, 4), value)
+    if mode == "P":
+        im.putpalette([0, 0, 0, 100, 100, 100] + [0] * 762)
+    out = media.save_image(im, tmp_path / f"x{ext}")
+    got = np.asarray(media.load_image(out)).astype(int)
+    assert got.shape == (4, 6, 3)
+    want = 255 if mode == "1" else 100
+    assert np.abs(got - want).max() <= 3, (mode, ext, got[0, 0])
+
+
 def test_save_jpeg_quality_and_rgba_flattened(tmp_path):
     rng = np.random.default_rng(3)
     a = rng.integers(0, 255, (64, 64, 4), dtype=np.uint8)
