@@ -45,6 +45,14 @@ def codec_available(name: str) -> bool:
     return False
 
 
+def _snap_rate(rate: Fraction) -> Fraction:
+    """Undo a container's rounding (MKV's 1 ms ticks read 60000/1001 as 19001/317)."""
+    for std in (Fraction(round(rate)), Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001)):
+        if std > 0 and abs(rate - std) / std < Fraction(1, 10000):  # n, or NTSC n * 1000/1001
+            return std
+    return rate
+
+
 def _seconds(value: Optional[int], time_base) -> Optional[float]:
     return None if value is None or time_base is None else float(value * time_base)
 
@@ -74,6 +82,7 @@ class VideoReader(contextlib.AbstractContextManager):
         if self.rotation in (90, 270):
             self.width, self.height = self.height, self.width
         self._scan_cache: Optional[list[int]] = None
+        self._decoded_once = False
         rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
         self._meta_fps = Fraction(rate) if rate else None  # header rate, trusted for CFR only
 
@@ -103,15 +112,14 @@ class VideoReader(contextlib.AbstractContextManager):
 
     @property
     def frame_count(self) -> int:
-        n = self._stream.frames
-        return int(n) if n and n > 0 else len(self._scan())
+        return int(self._stream.frames or 0) or len(self._scan())
 
     @property
     def fps(self) -> Fraction:
         """Average frame rate as an exact fraction (24000/1001, not 23.976)."""
         # VFR: some containers (MKV) report a nominal rate; use (frames - 1) / (last - first)
         if self._meta_fps and not self.is_vfr:
-            return self._meta_fps
+            return _snap_rate(self._meta_fps)
         ts = self._scan()
         if len(ts) > 1 and ts[-1] > ts[0]:
             return Fraction(len(ts) - 1) / ((ts[-1] - ts[0]) * self.time_base)
@@ -136,8 +144,6 @@ class VideoReader(contextlib.AbstractContextManager):
         return len(d) >= 2 and bool(d.max() - d.min() > max(1, 0.01 * float(np.median(d))))
 
     # -- decoding --------------------------------------------------------------------
-    _decoded_once = False
-
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         return self.frames()
 
@@ -172,11 +178,9 @@ class VideoReader(contextlib.AbstractContextManager):
 class VideoWriter(contextlib.AbstractContextManager):
     """Encode RGB frames to H.264/H.265 and mux the audio of `audio_from`; atomic on close.
 
-    Use as a context manager or call `close()`: what was written is kept even when the
-    block raises (a stopped or failed job keeps its partial output); `abort()` discards.
-    `warnings` collects (locale key, params) pairs (codec fallback, audio not copied) for
-    the job log.
-    """
+    Leaving the `with` block or `close()` keeps what was written, even after an exception
+    (a stopped job keeps its partial output); `abort()` discards. `warnings`: (locale key,
+    params) pairs for the job log (codec fallback, audio not copied)."""
 
     def __init__(self, path: PathLike, fps: Union[Fraction, int, float, str], codec: str = "h264",
                  crf: int = 18, audio_from: Optional[PathLike] = None, pix_fmt: str = "yuv420p",
@@ -184,12 +188,12 @@ class VideoWriter(contextlib.AbstractContextManager):
         self.path = Path(path)
         # the audio source and `protect` (the input video) are never overwritten
         refuse_overwrite(self.path, audio_from, protect)
-        self.fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1_000_000)
+        # a typed 23.976 or 29.97 means NTSC: floats snap to 24000/1001, 30000/1001...
+        self.fps = fps if isinstance(fps, Fraction) else _snap_rate(Fraction(fps).limit_denominator())
         if self.fps <= 0:
             raise ValueError("fps must be > 0")
         self.crf, self.pix_fmt, self.preset, self.trim_audio = int(crf), pix_fmt, preset, trim_audio
-        self.audio_from = Path(audio_from) if audio_from else None
-        self.warnings: list[tuple[str, dict]] = []
+        self.audio_from, self.warnings = (Path(audio_from) if audio_from else None), []
         self.codec = CODECS.get(codec, codec)
         if not codec_available(self.codec):
             self._warn("media.codec_fallback", codec=self.codec, fallback=FALLBACK_CODEC)
@@ -260,8 +264,7 @@ class VideoWriter(contextlib.AbstractContextManager):
         vf = vf.reformat(format=self.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
         vf.pts, vf.time_base = ticks, self.time_base
         try:
-            for pkt in self._stream.encode(vf):
-                self._container.mux(pkt)
+            self._container.mux(self._stream.encode(vf))
         except av.FFmpegError as exc:
             raise self._fail(exc) from exc
         self._last_ticks = ticks
@@ -284,8 +287,7 @@ class VideoWriter(contextlib.AbstractContextManager):
         if was_closed or self._container is None:
             return self.path if self.path.exists() and self.frames_written else None
         try:
-            for pkt in self._stream.encode(None):
-                self._container.mux(pkt)
+            self._container.mux(self._stream.encode(None))
             self._container.close()
             self._container = None
             if self.audio_from is None or not self._mux_audio():
@@ -299,8 +301,7 @@ class VideoWriter(contextlib.AbstractContextManager):
 
     def _mux_audio(self) -> bool:
         """Video + `audio_from`'s audio into `path`; False when there is no audio to add."""
-        end = self.video_end if self.trim_audio else None
-        out = temp_sibling(self.path, "mux")
+        end, out = (self.video_end if self.trim_audio else None), temp_sibling(self.path, "mux")
         try:
             for copy in (True, False):  # copy the packets; if the container refuses, AAC
                 try:

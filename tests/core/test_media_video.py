@@ -61,6 +61,22 @@ def test_round_trip_ntsc_with_audio(tmp_path):
     assert no_temp_files(tmp_path)
 
 
+@pytest.mark.parametrize("ext", ["mkv", "webm"])
+def test_container_rounded_rates_snap_back(tmp_path, ext):
+    fps = Fraction(60000, 1001)  # MKV/WebM store 1 ms ticks: ffmpeg reads 19001/317
+    codec = "libvpx-vp9" if ext == "webm" else "libx264"
+    src = make_test_video(tmp_path / f"c.{ext}", n_frames=6, fps=fps, with_audio=False,
+                          codec=codec)
+    with VideoReader(src) as r:
+        assert r.fps == fps and not r.is_vfr
+    assert media_video._snap_rate(Fraction(19001, 317)) == fps
+    assert media_video._snap_rate(Fraction(25)) == 25
+    assert media_video._snap_rate(Fraction(2997, 100)) == Fraction(30000, 1001)  # "29.97"
+    assert media_video._snap_rate(Fraction(25, 2)) == Fraction(25, 2)  # not standard: kept
+    assert VideoWriter(tmp_path / "w.mp4", 23.976).fps == Fraction(24000, 1001)
+    assert VideoWriter(tmp_path / "w.mp4", "30000/1001").fps == Fraction(30000, 1001)
+
+
 def test_vfr_timestamps_preserved(tmp_path):
     ts = [0.0, 0.04, 0.1, 0.13, 0.3, 0.35, 0.5, 0.52]
     src = make_test_video(tmp_path / "vfr.mkv", timestamps=ts, fps=25)
