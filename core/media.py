@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ bel
 
 PathLike = Union[str, os.PathLike]
 
-IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff",
+                        ".gif"})
 
 _LAZY = {
     "core.media_image": ("MAX_PIXELS", "SAVE_FORMATS", "image_size", "load_image",

@@ -28,7 +28,7 @@ from core.errors import StudioError
 from core.media import PathLike, atomic_path, refuse_overwrite, require_file
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
-                ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+                ".avif": "AVIF", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 # Decompression-bomb cap (pixels). 16k x 16k by default; CYBERBILL_MAX_IMAGE_PIXELS or
 # set_max_pixels() change it. Pillow's own guard is aligned on it (it warns above the cap
@@ -339,14 +339,18 @@ def save_image(image: Union[Image.Image, np.ndarray], path: PathLike, bits: int 
         im = _to_mode(im, "L" if im.mode == "L" else "RGB")
     elif im.mode == "CMYK" and fmt != "TIFF":
         im = _cmyk_to_rgb(im)
+    elif fmt == "AVIF" and im.mode not in ("RGB", "RGBA"):
+        im = _to_mode(im, "RGBA" if _has_alpha(im) else "RGB")
     kwargs: dict = {}
     if fmt == "JPEG":
         kwargs = {"quality": int(quality), "subsampling": 0 if quality >= 90 else 2, "optimize": True}
     elif fmt == "WEBP":
         kwargs = {"quality": int(quality), "lossless": quality >= 100, "method": 4}
+    elif fmt == "AVIF":
+        kwargs = {"quality": int(quality)}
     elif fmt == "PNG":
         kwargs = {"compress_level": 6}
-    if icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+    if icc_profile and fmt in ("JPEG", "PNG", "WEBP", "AVIF", "TIFF"):
         kwargs["icc_profile"] = icc_profile
     with atomic_path(out) as tmp:
         im.save(tmp, format=fmt, **kwargs)

@@ -272,7 +272,7 @@ def test_pixel_cap_is_configurable(tmp_path):
 # ----------------------------------------------------------------- saving
 
 @pytest.mark.parametrize("ext,fmt", [(".png", "PNG"), (".jpg", "JPEG"), (".webp", "WEBP"),
-                                     (".tif", "TIFF"), (".bmp", "BMP")])
+                                     (".avif", "AVIF"), (".tif", "TIFF"), (".bmp", "BMP")])
 def test_save_picks_format_from_extension(ext, fmt, tmp_path):
     a = np.zeros((10, 12, 4), np.float32)
     a[..., 0] = 1.0
@@ -284,7 +284,7 @@ def test_save_picks_format_from_extension(ext, fmt, tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == [f"x{ext}"]  # no temp file left
 
 
-@pytest.mark.parametrize("ext", [".png", ".jpg", ".webp", ".bmp", ".tif"])
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".webp", ".avif", ".bmp", ".tif"])
 @pytest.mark.parametrize("mode,value", [("L", 100), ("LA", (100, 255)), ("P", 1), ("1", 1),
                                         ("I;16", 25700), ("CMYK", (0, 0, 0, 155)),
                                         ("RGBA", (100, 100, 100, 255)), ("F", 100 / 255)])
