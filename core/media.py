@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ bel
     from core.media_video import CODECS, VideoReader, VideoWriter, codec_available  # noqa: F401
 
 PathLike = Union[str, os.PathLike]
+_UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff",
                         ".gif"})
@@ -172,4 +174,7 @@ def temp_sibling(path: PathLike, tag: str = "part") -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{final.stem[:60]}.", suffix=f".{tag}{final.suffix}",
                                 dir=final.parent)
     os.close(fd)
+    # mkstemp makes 0600 files; outputs get the usual permissions (or the replaced file's)
+    with contextlib.suppress(OSError):
+        os.chmod(name, final.stat().st_mode & 0o777 if final.exists() else 0o666 & ~_UMASK)
     return Path(name)

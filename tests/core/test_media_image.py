@@ -352,6 +352,17 @@ def test_atomic_path_crash_keeps_original(tmp_path):
     assert sorted(f.name for f in tmp_path.iterdir()) == ["out.png"]
 
 
+def test_outputs_get_normal_permissions(tmp_path):
+    import os
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out = media.save_image(np.zeros((2, 2, 3), np.uint8), tmp_path / "p.png")
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+    out.chmod(0o640)
+    media.save_image(np.zeros((2, 2, 3), np.uint8), out)
+    assert out.stat().st_mode & 0o777 == 0o640  # replacing keeps the file's mode
+
+
 def test_save_crash_inside_encoder_keeps_original(tmp_path, monkeypatch):
     target = tmp_path / "keep.png"
     Image.new("RGB", (4, 4), (9, 9, 9)).save(target)
