@@ -1,18 +1,18 @@
-"""Image IO for every module: safe loading, atomic saving, folder listing, safe paths.
+"""Image IO for every module: safe loading and atomic saving (paths helpers: core.media).
 
-Loading (`load_image`, `load_image_array`):
+Loading (`load_image`, `load_image_array`, `image_size`):
 - EXIF orientation is applied, so pixels are what the user sees in a viewer;
-- palette (with transparency), CMYK (ICC profile honoured when present), LA, I;16,
-  16-bit PNG and alpha are handled; `mode="RGB"` composites alpha on white;
-- 16-bit RGB(A) PNGs keep their precision in `load_image_array` (Pillow reduces them to
-  8 bits, so those are decoded with PyAV's ffmpeg PNG decoder);
+- palette (with transparency), CMYK (ICC profile honoured when present), LA, I;16 and
+  alpha are handled; `mode="RGB"` composites alpha on white;
+- 16-bit RGB(A) PNG and TIFF keep their precision in `load_image_array` (Pillow reduces
+  them to 8 bits, so those are decoded with ffmpeg's decoders through PyAV);
 - a missing, empty, non-image, corrupt, truncated or oversized file raises
   `StudioError("media.<reason>", path=<file name>)`; the pixels are always fully decoded
   (`im.load()`) so truncation is found here, not halfway through a job.
 
-Saving (`save_image`) goes through `atomic_path`: a temp name in the same folder, fsync,
-`os.replace`; a crash never leaves a half-written output, and `protect=` refuses to
-overwrite a source.
+Saving (`save_image`) goes through `core.media.atomic_path`: a temp name in the same
+folder, fsync, `os.replace`; a crash never leaves a half-written output, and `protect=`
+refuses to overwrite a source. 16-bit PNG/TIFF are written with ffmpeg's encoders.
 """
 from __future__ import annotations
 
