@@ -186,10 +186,10 @@ class VideoWriter(contextlib.AbstractContextManager):
                  crf: int = 18, audio_from: Optional[PathLike] = None, pix_fmt: str = "yuv420p",
                  preset: str = "medium", trim_audio: bool = True, protect=None) -> None:
         self.path = Path(path)
-        # the audio source and `protect` (the input video) are never overwritten
-        refuse_overwrite(self.path, audio_from, protect)
-        # a typed 23.976 or 29.97 means NTSC: floats snap to 24000/1001, 30000/1001...
-        self.fps = fps if isinstance(fps, Fraction) else _snap_rate(Fraction(fps).limit_denominator())
+        refuse_overwrite(self.path, audio_from, protect)  # sources are never replaced
+        # a typed 23.976 or 29.97 means NTSC (snaps to 24000/1001...); odd rates to 1/1000
+        self.fps = fps if isinstance(fps, Fraction) and fps.numerator <= 10**6 else \
+            _snap_rate(Fraction(fps).limit_denominator(1000))
         if self.fps <= 0:
             raise ValueError("fps must be > 0")
         self.crf, self.pix_fmt, self.preset, self.trim_audio = int(crf), pix_fmt, preset, trim_audio
@@ -198,10 +198,10 @@ class VideoWriter(contextlib.AbstractContextManager):
         if not codec_available(self.codec):
             self._warn("media.codec_fallback", codec=self.codec, fallback=FALLBACK_CODEC)
             self.codec = FALLBACK_CODEC
-        # a tick dividing one frame exactly, fine enough for any time (MPEG-4 part 2: >= 1/65535)
-        n = self.fps.numerator
-        self.time_base = Fraction(1, n * max(1, 65535 // n) if self.codec == FALLBACK_CODEC
-                                  else math.lcm(n, 90000))
+        # a tick dividing one frame exactly, fine enough for any time, in the codec's range
+        n, cap = self.fps.numerator, (65535 if self.codec == FALLBACK_CODEC else 2**31 - 1)
+        den = math.lcm(n, 90000)
+        self.time_base = Fraction(1, den if den <= cap else n * max(1, cap // n))
         self._frame_ticks = int(1 / (self.fps * self.time_base))
         self._container = self._stream = self._vtmp = self._last_ticks = self._size = None
         self.frames_written, self.closed = 0, False

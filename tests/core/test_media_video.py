@@ -74,6 +74,8 @@ def test_container_rounded_rates_snap_back(tmp_path, ext):
     assert media_video._snap_rate(Fraction(2997, 100)) == Fraction(30000, 1001)  # "29.97"
     assert media_video._snap_rate(Fraction(25, 2)) == Fraction(25, 2)  # not standard: kept
     assert VideoWriter(tmp_path / "w.mp4", 23.976).fps == Fraction(24000, 1001)
+    odd = VideoWriter(tmp_path / "w.mp4", Fraction(999983, 1000))  # time base must fit 32 bits
+    assert odd.time_base.denominator < 2**31 and (1 / (odd.fps * odd.time_base)).denominator == 1
     assert VideoWriter(tmp_path / "w.mp4", "30000/1001").fps == Fraction(30000, 1001)
 
 
