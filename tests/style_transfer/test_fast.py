@@ -149,3 +149,24 @@ def test_apply_job_on_folder_keeps_going_past_a_broken_file(style_ctx, tmp_path)
     with pytest.raises(StudioError) as err:
         run_fast_apply(job, p.model_copy(update={"model": "nope"}), style_ctx)
     assert err.value.key == "style.network_missing"
+
+
+def test_apply_job_on_video_keeps_audio_and_stop_keeps_a_playable_file(style_ctx, tmp_path):
+    from core.media import VideoReader
+    from tests.core.media_fixtures import make_test_video
+
+    torch.manual_seed(3)
+    torch.save(TransformerNet().state_dict(), style_ctx.path("STYLE_DIR") / "udnie.pth")
+    src = make_test_video(tmp_path / "clip.mp4", n_frames=6, size=(48, 32))
+    p = FastApplyParams(model="udnie.pth", inputs=[str(src)], output_dir=str(tmp_path / "out"), crf=30)
+    job = ConsoleJob("style.fast_apply", p, workdir=tmp_path / "job", verbose=False)
+    assert run_fast_apply(job, p, style_ctx)["written"] == 1
+    with VideoReader(tmp_path / "out" / "clip.mp4") as r:
+        assert r.frame_count == 6 and (r.width, r.height) == (48, 32) and r.has_audio
+    job2 = ConsoleJob("style.fast_apply", p, workdir=tmp_path / "job2", verbose=False)
+    job2.should_stop = StopAfter(4)  # 1 check before the file, then 3 frames
+    out = run_fast_apply(job2, p.model_copy(update={"output_dir": str(tmp_path / "stopped")}), style_ctx)
+    assert out["stopped"]
+    with VideoReader(tmp_path / "stopped" / "clip.mp4") as r:
+        assert r.frame_count == 3
+        assert len(list(r)) == 3
