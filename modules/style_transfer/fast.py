@@ -27,16 +27,14 @@ class ApplySettings:
 
 
 @torch.inference_mode()
-def stylize_tensor(net: torch.nn.Module, x: torch.Tensor, s: ApplySettings, device: str | torch.device = "cpu",
-                   channels_last: bool = False) -> torch.Tensor:
+def stylize_tensor(net: torch.nn.Module, x: torch.Tensor, s: ApplySettings,
+                   device: str | torch.device = "cpu") -> torch.Tensor:
     """(1,3,H,W) in [0,1] -> stylised (1,3,H,W) in [0,1] on CPU, same size as `x`."""
     h, w = x.shape[-2:]
     inp = x
     if s.max_side and max(h, w) > s.max_side:
         inp = resize_tensor(x, fit_size(w, h, s.max_side))
     inp = inp.to(device)
-    if channels_last:
-        inp = inp.contiguous(memory_format=torch.channels_last)
     y = stylize(net, inp).float().cpu()
     if y.shape[-2:] != (h, w):
         y = resize_tensor(y, (w, h)).clamp(0, 1)
