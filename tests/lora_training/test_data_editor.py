@@ -63,7 +63,7 @@ def test_load_and_save(tmp_path: Path) -> None:
     assert (d / "x.txt").stat().st_mtime_ns == before  # unchanged caption not rewritten
     assert (d / "y.txt").read_text(encoding="utf-8") == "sks"
     assert (d / "z.txt").read_text(encoding="utf-8") == "only z"
-    assert not list(d.glob("*.tmp*"))
+    assert not [p for p in d.iterdir() if p.name.startswith(".")]
     with pytest.raises(StudioError) as e:
         save_captions(project, {str(tmp_path / "evil.png"): "x"})
     assert e.value.key == "lora_data.outside_project"

@@ -110,7 +110,7 @@ def test_import_nasty_folder(tmp_path: Path, nasty: Path) -> None:
     assert (cdir / "photo_exif.txt").read_text(encoding="utf-8") == "sks person, smiling"
     assert (cdir / "cmyk.txt").read_text(encoding="utf-8") == "un café crème"
     assert rep.captions_copied == 2 and recs["cmyk.png"].caption_source == "copied"
-    assert not list(cdir.glob("*.tmp*")), "temp files left behind"
+    assert not [p for p in cdir.iterdir() if p.name.startswith(".")], "temp files left behind"
     manifest = json.loads(project.manifest_path.read_text(encoding="utf-8"))
     assert manifest["concepts"]["person"]["import"]["imported"] == 7
     for d in (project.cache_dir, project.checkpoints_dir, project.samples_dir):

@@ -9,30 +9,18 @@ encoding it used so the importer can report it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # Tried in order; latin-1 maps every byte, so the last step never fails.
 _FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
 
-@contextmanager
-def atomic_target(path: Path) -> Iterator[Path]:
-    """Yield a temp path next to `path`; rename it onto `path` if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def atomic_target(path: Path):
+    """Context manager: a temp path next to `path`, renamed onto it on success."""
+    from core.media import atomic_path
+
+    return atomic_path(path)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
