@@ -113,6 +113,10 @@ def test_import_nasty_folder(tmp_path: Path, nasty: Path) -> None:
     assert not [p for p in cdir.iterdir() if p.name.startswith(".")], "temp files left behind"
     manifest = json.loads(project.manifest_path.read_text(encoding="utf-8"))
     assert manifest["concepts"]["person"]["import"]["imported"] == 7
+    flat = json.loads((project.data_dir / "manifest.json").read_text(encoding="utf-8"))["images"]
+    row = next(r for r in flat if r["file"] == "person/photo_exif.png")
+    assert row["original_hw"] == [960, 640] and row["crop_yx"] == [16, 0] and row["target_size"] == [640, 448]
+    assert len(flat) == 7 and all((project.data_dir / r["file"]).is_file() for r in flat)
     for d in (project.cache_dir, project.checkpoints_dir, project.samples_dir):
         assert d.is_dir()
 

@@ -15,6 +15,12 @@ of the studio (the trainer) may add their own top-level keys: `update_manifest` 
 whatever it does not touch. Each image record carries what SDXL needs for its time ids:
 `original_size_hw` (image size before resizing, EXIF applied), `crop_top_left_yx` (crop
 offset in the resized image) and `target_size_hw` (the saved image size = its bucket).
+
+`data/manifest.json` is a flat view of the same records for the trainer's dataset scanner,
+regenerated on every manifest update: ``{"images": [{"file": "<concept>/<name>.png",
+"concept", "original_hw", "crop_yx", "target_size"}, ...]}`` (sizes as [h, w], crop as
+[top, left], file relative to `data/`). Captions are not copied there: the `.txt` next to
+each image stays the one truth, so editor changes need no manifest rewrite.
 """
 from __future__ import annotations
 
@@ -164,6 +170,7 @@ class Project:
             change(data)
             data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
             write_json_atomic(self.manifest_path, data)
+            write_json_atomic(self.data_dir / "manifest.json", _flat_view(data))
             return data
 
     def records(self, concept: str | None = None) -> list[ImageRecord]:
@@ -184,6 +191,16 @@ class Project:
 
     def caption_path(self, record: ImageRecord) -> Path:
         return self.image_path(record).with_suffix(".txt")
+
+
+def _flat_view(data: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for cname in sorted(data.get("concepts", {})):
+        for name in sorted(data["concepts"][cname].get("images", {})):
+            rec = data["concepts"][cname]["images"][name]
+            rows.append({"file": f"{cname}/{name}", "concept": cname, "original_hw": rec["original_size_hw"],
+                         "crop_yx": rec["crop_top_left_yx"], "target_size": rec["target_size_hw"]})
+    return {"version": MANIFEST_VERSION, "images": rows}
 
 
 def list_projects(root: str | Path) -> list[str]:
