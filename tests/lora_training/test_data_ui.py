@@ -20,6 +20,7 @@ def test_ui_builds_and_handlers_work(bare_ctx, tmp_path: Path) -> None:
         bare_ctx.jobs.register(kind)
     with gr.Blocks():
         comps = build_data_ui(bare_ctx)
+    assert comps["job_id"] is comps["panel"].job_id and comps["panel"] in bare_ctx.panels
     for key in ("project", "concept", "trigger_word", "resolution", "mode", "prepare_btn", "caption_btn", "job_id",
                 "status", "gallery", "caption_box", "save_btn"):
         assert key in comps, key
@@ -39,7 +40,7 @@ def test_ui_builds_and_handlers_work(bare_ctx, tmp_path: Path) -> None:
     job_id, msg = ui.start_prepare(bare_ctx, "ui proj", "c", str(src), None, 256, "buckets", 128, False, True, True)
     assert job_id and bare_ctx.jobs.wait(job_id, 60)["status"] == "completed"
     shown = ui.job_status(bare_ctx, job_id)
-    assert "completed" in shown and "| broken.png | unreadable |" in shown
+    assert "3 image(s)" in shown and "| broken.png | unreadable |" in shown
 
     gallery, caps, original, _, status = ui.load_editor(bare_ctx, "ui proj", "c")
     assert len(gallery) == 3 and gallery[0][1] == "sks, a dog, red collar" and "3" in status

@@ -21,9 +21,6 @@ from .captioner import TASKS, list_local_captioners
 from .jobs import CaptionParams, PrepareParams
 from .project import Project, list_projects
 
-LOG_TAIL = 8
-
-
 def _i18n(ctx):
     if ctx.i18n is None:
         from core.i18n import gradio_i18n
@@ -69,21 +66,20 @@ def start_caption(ctx, project, concept, model, task, trigger, overwrite, batch_
 
 
 def job_status(ctx, job_id: str) -> str:
-    """Markdown: status, progress and the last log lines of a job."""
-    if not job_id:
+    """Markdown summary of a finished data job (the job panel shows live progress/logs)."""
+    row = ctx.store.get_job(job_id) if job_id else None
+    if row is None or row["status"] in ("pending", "running") or not row["kind"].startswith("lora."):
         return ""
-    row = ctx.store.get_job(job_id)
-    if row is None:
-        return ""
-    head = ctx.t("lora_data.ui.job_status", kind=row["kind"], status=row["status"],
-                 done=int(row.get("progress_done") or 0), total=int(row.get("progress_total") or 0))
-    logs = ctx.store.logs(job_id)[-LOG_TAIL:]
-    lines = [f"- `{r['level']}` {r['message']}" for r in logs if r["level"] != "debug"]
-    if row.get("error"):
-        lines.append(f"\n⚠️ {row['error']}")
-    if row["kind"] == "lora.prepare" and row["status"] in ("completed", "stopped"):
-        lines += _skipped_table(ctx, job_id)
-    return "\n".join([head, *lines])
+    res = row.get("result") or {}
+    if row["kind"] == "lora.prepare" and res:
+        head = ctx.t("lora_data.log.import_done", imported=res.get("imported", 0), skipped=res.get("skipped", 0),
+                     warnings=res.get("warnings", 0), captions=res.get("captions_copied", 0),
+                     buckets=", ".join(f"{k}: {v}" for k, v in (res.get("buckets") or {}).items()))
+        return "\n".join([head, *_skipped_table(ctx, job_id)])
+    if row["kind"] == "lora.caption" and res:
+        return ctx.t("lora_data.log.caption_done", written=res.get("written", 0), kept=res.get("kept", 0),
+                     failed=res.get("failed", 0))
+    return f"⚠️ {row['error']}" if row.get("error") else ""
 
 
 def _skipped_table(ctx, job_id: str, limit: int = 30) -> list[str]:
@@ -158,8 +154,12 @@ def save_all(ctx, project, captions, original):
 
 
 # -- layout ----------------------------------------------------------------------------------
-def build_data_ui(ctx) -> dict[str, Any]:
-    """Build the section inside the current Blocks context; returns components by name."""
+def build_data_ui(ctx, panel=None) -> dict[str, Any]:
+    """Build the section inside the current Blocks context; returns components by name.
+
+    `panel`: a `core.ui.job_panel.JobPanel` to follow the jobs started here (the trainer's,
+    so one panel shows prepare, caption and training); when None the section makes its own.
+    """
     t = _i18n(ctx)
     root = ctx.path("LORA_PROJECTS_DIR")
     c: dict[str, Any] = {}
@@ -200,9 +200,13 @@ def build_data_ui(ctx) -> dict[str, Any]:
                 c["overwrite"] = gr.Checkbox(value=False, label=t("lora_data.ui.overwrite"))
                 c["batch_size"] = gr.Slider(1, 32, value=4, step=1, label=t("lora_data.ui.batch_size"))
             c["caption_btn"] = gr.Button(t("lora_data.ui.caption"), variant="secondary")
-        c["job_id"] = gr.Textbox(label=t("lora_data.ui.job_id"), interactive=False, max_lines=1)
         c["status"] = gr.Markdown()
-        c["timer"] = gr.Timer(1.0)
+        if panel is None:
+            from core.ui.job_panel import JobPanel
+
+            panel = JobPanel(ctx, kind_prefix="lora.", metrics=())
+        c["panel"], c["job_id"] = panel, panel.job_id
+        c["timer"] = gr.Timer(2.0)
         with gr.Accordion(t("lora_data.ui.editor"), open=False):
             c["load_btn"] = gr.Button(t("lora_data.ui.load"), size="sm")
             c["gallery"] = gr.Gallery(label=t("lora_data.ui.gallery"), columns=6, height=360, allow_preview=False)
@@ -238,7 +242,8 @@ def _wire(ctx, c: dict[str, Any]) -> None:
                            [c[k] for k in ("project", "concept", "caption_model", "caption_task", "trigger_word",
                                            "overwrite", "batch_size")],
                            [c["job_id"], c["status"]])
-    c["timer"].tick(lambda j: job_status(ctx, j) if j else gr.skip(), c["job_id"], c["status"])
+    c["timer"].tick(lambda j: job_status(ctx, j) if j else gr.skip(), c["job_id"], c["status"],
+                    show_progress="hidden")
     state = [c["captions"], c["original"]]
     c["load_btn"].click(lambda p, k: load_editor(ctx, p, k), [c["project"], c["concept"]],
                         [c["gallery"], *state, c["selected"], c["editor_status"]])
