@@ -7,7 +7,6 @@ REST API (`POST /api/jobs`, 422 naming a bad field), the CLI and the trainer's o
 """
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -79,7 +78,7 @@ def run_prepare(job, params: PrepareParams, ctx) -> dict:
     s = report.summary()
     job.info(job.t("lora_data.log.import_done", imported=s["imported"], skipped=s["skipped"],
                    warnings=s["warnings"], captions=s["captions_copied"],
-                   buckets=json.dumps(s["buckets"])))
+                   buckets=", ".join(f"{k}: {v}" for k, v in s["buckets"].items())))
     return {**s, "project_dir": str(project.dir)}
 
 
