@@ -191,3 +191,17 @@ def test_names_sanitized(tmp_path: Path) -> None:
     with pytest.raises(StudioError):
         p.concept_dir("../x")
     assert p.concept_dir("dogs & cats").name == "dogs_cats"
+
+
+def test_params_validation_names_the_field() -> None:
+    from pydantic import ValidationError
+
+    from modules.lora_training.data.jobs import CaptionParams, PrepareParams
+
+    with pytest.raises(ValidationError) as e:
+        PrepareParams(project="p", source_dir="/x", resolution=1000)
+    assert e.value.errors()[0]["loc"] == ("resolution",)
+    with pytest.raises(ValidationError) as e:
+        CaptionParams(project="p", task="<OD>")
+    assert e.value.errors()[0]["loc"] == ("task",)
+    assert PrepareParams(project="p").mode == "buckets"

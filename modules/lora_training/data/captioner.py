@@ -193,7 +193,10 @@ def caption_project(project: Project, concept: str | None, captioner: Callable[[
                 pics.append(load_rgb_on_white(p))
                 ok.append(p)
             except StudioError as exc:
-                report.failed.append({"file": _rel(project, p), "error": exc.render(job.t) if job else str(exc)})
+                msg = exc.render(job.t) if job is not None else str(exc)
+                report.failed.append({"file": _rel(project, p), "error": msg})
+                if job is not None:
+                    job.warning(msg)
         try:
             captions = model.caption(pics, opts.task, opts.max_new_tokens, opts.num_beams) if pics else []
         except Exception as exc:  # noqa: BLE001 - only OOM is recoverable here
