@@ -205,3 +205,22 @@ def test_params_validation_names_the_field() -> None:
         CaptionParams(project="p", task="<OD>")
     assert e.value.errors()[0]["loc"] == ("task",)
     assert PrepareParams(project="p").mode == "buckets"
+
+
+def test_disk_full_is_clear_and_keeps_done(tmp_path: Path, nasty: Path, monkeypatch) -> None:
+    from modules.lora_training.data import importer
+
+    real, calls = importer.save_png_atomic, []
+
+    def failing(img, path):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        real(img, path)
+
+    monkeypatch.setattr(importer, "save_png_atomic", failing)
+    project = Project(tmp_path / "projects", "full")
+    with pytest.raises(StudioError) as e:
+        import_images(project, "c", nasty, options=ImportOptions(resolution=RES, min_size=128))
+    assert e.value.key == "lora_data.write_failed" and "No space" in e.value.params["error"]
+    assert [r.file for r in project.records()] == [calls[0].name]  # the finished image is recorded

@@ -209,15 +209,14 @@ def caption_project(project: Project, concept: str | None, captioner: Callable[[
                     job.warning(job.t("lora_data.caption.oom_retry", batch=batch))
                 continue
             raise
-        for p, cap in zip(ok, captions):
+        for j, (p, cap) in enumerate(zip(ok, captions)):
             text = apply_trigger(cap, opts.trigger_word)
             write_text_atomic(p.with_suffix(".txt"), text)
             report.written.append(_rel(project, p))
             if job is not None:
                 job.log("debug", f"{p.name}: {text}")
+                job.progress(done + j + 1, total, job.t("lora_data.progress.caption"))
         done += len(chunk)
-        if job is not None:
-            job.progress(done, total, job.t("lora_data.progress.caption"))
     _mark_captioned(project, report.written)
     return report
 

@@ -217,7 +217,10 @@ def _import_one(src: Path, caption_src: Path | None, project: Project, cname: st
     img = img.crop((plan.crop_left, plan.crop_top, plan.crop_left + tw, plan.crop_top + th))
     name = _out_name(src.stem, used)
     out = project.data_dir / cname / name
-    save_png_atomic(img, out)
+    try:
+        save_png_atomic(img, out)
+    except OSError as exc:  # disk full, permissions: stop here, what is done stays recorded
+        raise StudioError("lora_data.write_failed", path=str(out), error=str(exc)[:200]) from exc
     notes: list[str] = []
     if plan.upscaled:
         notes.append("upscaled")
@@ -226,18 +229,23 @@ def _import_one(src: Path, caption_src: Path | None, project: Project, cname: st
         notes.append("small_for_bucket")
         warn(src, "small_for_bucket", f"{w}x{h} -> {tw}x{th}")
     caption_source = "none"
+    text = ""
     if opts.copy_captions and caption_src is not None:
         try:
             text, enc = read_caption(caption_src)
             if enc not in ("utf-8", "utf-16"):
                 notes.append("caption_encoding")
                 warn(caption_src, "caption_encoding", enc)
-            if text:
-                write_text_atomic(out.with_suffix(".txt"), text)
-                caption_source = "copied"
-                report.captions_copied += 1
         except OSError as exc:
             warn(caption_src, "caption_unreadable", f"{type(exc).__name__}: {exc}"[:200])
+    if text:
+        try:
+            write_text_atomic(out.with_suffix(".txt"), text)
+        except OSError as exc:
+            raise StudioError("lora_data.write_failed", path=str(out.with_suffix(".txt")),
+                              error=str(exc)[:200]) from exc
+        caption_source = "copied"
+        report.captions_copied += 1
     index.add(sha, hval, name)
     rec = ImageRecord(file=name, concept=cname, source=str(src), sha256=sha, dhash=f"{hval:016x}",
                       original_size_hw=plan.original_size_hw, resized_size_hw=plan.resized_size_hw,
