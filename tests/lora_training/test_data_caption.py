@@ -84,7 +84,10 @@ def test_caption_stop_within_one_image(studio) -> None:
     params = CaptionParams(project="cap", model="tiny-florence", trigger_word=TRIGGER, overwrite=True,
                            batch_size=1, max_new_tokens=8, num_beams=1)
     before = _captions(studio)
+    studio.models.load(job.id, "trainer-thing", lambda: object())  # what a calling job holds stays
     result = run_caption(job, params, studio)
+    assert studio.models.loaded() == [(job.id, "trainer-thing")]
+    studio.models.release(job.id)
     assert result["stopped"] and result["written"] == 1
     after = _captions(studio)
     assert sum(before[k] != after[k] for k in before) <= 1

@@ -99,10 +99,13 @@ def run_caption(job, params: CaptionParams, ctx) -> dict:
     captioners = ctx.path("CAPTIONERS_DIR")
     default = ctx.config.get("DEFAULT_CAPTION_MODEL", "")
     key = f"florence:{params.model or default}"
+    # own owner id: releasing the captioner must not release what a calling job (the
+    # trainer's prepare-and-train) has loaded under its own id
+    owner = f"{job.id}:captioner"
 
     def factory():
         job.info(job.t("lora_data.log.caption_load", model=params.model or default, device=device))
-        return ctx.models.load(job.id, key, lambda: load_florence(params.model, captioners, default, device, dtype))
+        return ctx.models.load(owner, key, lambda: load_florence(params.model, captioners, default, device, dtype))
 
     opts = CaptionOptions(task=params.task, trigger_word=params.trigger_word, overwrite=params.overwrite,
                           batch_size=params.batch_size, max_new_tokens=params.max_new_tokens,
@@ -110,7 +113,7 @@ def run_caption(job, params: CaptionParams, ctx) -> dict:
     try:
         report = caption_project(project, params.concept or None, factory, opts, job=job)
     finally:
-        ctx.models.release(job.id)  # the captioner never stays loaded (training comes next)
+        ctx.models.release(owner, include_kept=True)  # never stays loaded: training comes next
     _write_report(job, "caption_report.json", report.to_json())
     s = report.summary()
     job.info(job.t("lora_data.log.caption_done", **s))

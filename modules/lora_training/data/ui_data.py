@@ -58,7 +58,9 @@ def start_caption(ctx, project, concept, model, task, trigger, overwrite, batch_
     try:
         params = CaptionParams(project=project or "", concept=concept or "", model=model or "", task=task,
                                trigger_word=trigger or "", overwrite=bool(overwrite), batch_size=int(batch_size))
-        Project.from_ctx(ctx, params.project)
+        project = Project.from_ctx(ctx, params.project)
+        if not project.data_dir.is_dir():
+            raise StudioError("lora_data.project_missing", project=project.name, path=str(project.dir))
         job_id = ctx.jobs.submit("lora.caption", params)
     except (StudioError, ValidationError) as exc:
         return "", _err(ctx, exc)
