@@ -38,6 +38,8 @@ def test_tags() -> None:
     out, n = add_tag(caps, "sks dog, smiling", position="end")
     assert out["a"] == "SKS, red collar, sks dog, smiling" and out["b"] == "sks dog, smiling"
     assert out["d"] == "sks dog, smiling"
+    out, n = add_tag({"a": "sks, a man", "b": "a man"}, "portrait", keep_first="sks")  # trigger stays first
+    assert out == {"a": "sks, portrait, a man", "b": "portrait, a man"}
     out, n = remove_tag(caps, "red  collar")
     assert n == 2 and out["a"] == "SKS" and out["c"] == "grass" and out["d"] == "sks dog"
     assert split_tags(" a, ,b ,") == ["a", "b"]

@@ -61,6 +61,12 @@ class FlorenceCaptioner:
     def __init__(self, model, processor, device: str, dtype) -> None:
         self.model, self.processor, self.device, self.dtype = model, processor, device, dtype
 
+    def token_limit(self, wanted: int) -> int:
+        """`wanted`, capped so the decoder never runs past its position table (an IndexError)."""
+        text_cfg = getattr(self.model.config, "text_config", None)
+        limit = getattr(text_cfg, "max_position_embeddings", None)
+        return max(1, min(int(wanted), int(limit) - 2)) if limit else int(wanted)
+
     def caption(self, images: list, task: str = "<DETAILED_CAPTION>", max_new_tokens: int = 256,
                 num_beams: int = 3) -> list[str]:
         import torch
@@ -72,8 +78,8 @@ class FlorenceCaptioner:
         inputs = {k: (v.to(self.device, self.dtype) if k == "pixel_values" else v.to(self.device))
                   for k, v in inputs.items()}
         with torch.inference_mode():
-            ids = self.model.generate(**inputs, max_new_tokens=max_new_tokens, num_beams=num_beams,
-                                      do_sample=False)
+            ids = self.model.generate(**inputs, max_new_tokens=self.token_limit(max_new_tokens),
+                                      num_beams=num_beams, do_sample=False)
         raw = proc.batch_decode(ids, skip_special_tokens=False)
         plain = proc.batch_decode(ids, skip_special_tokens=True)
         pad = getattr(proc.tokenizer, "pad_token", None) or "<pad>"

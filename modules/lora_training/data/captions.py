@@ -88,18 +88,28 @@ def _norm(tag: str) -> str:
     return " ".join(tag.split()).lower()
 
 
-def add_tag(captions: Captions, tag: str, position: str = "start") -> tuple[Captions, int]:
-    """Add tag(s) (comma-separated) where missing, at the start (after nothing) or the end."""
+def add_tag(captions: Captions, tag: str, position: str = "start", keep_first: str = "") -> tuple[Captions, int]:
+    """Add tag(s) (comma-separated) where missing, at the start or the end.
+
+    `keep_first`: the trigger word; when a caption starts with it, "start" means right
+    after it, so the trigger stays the first tag.
+    """
     tags = split_tags(tag)
+    first = _norm(keep_first)
     out, changed = {}, 0
     for key, text in captions.items():
-        have = {_norm(t) for t in split_tags(text)}
+        parts = split_tags(text)
+        have = {_norm(t) for t in parts}
         missing = [t for t in tags if _norm(t) not in have]
         if not missing:
             out[key] = text
             continue
-        parts = missing + ([text] if text else []) if position == "start" else ([text] if text else []) + missing
-        out[key] = ", ".join(parts)
+        if position != "start":
+            out[key] = ", ".join(([text] if text else []) + missing)
+        elif first and parts and _norm(parts[0]) == first:
+            out[key] = ", ".join([parts[0], *missing, *parts[1:]])
+        else:
+            out[key] = ", ".join(missing + ([text] if text else []))
         changed += 1
     return out, changed
 

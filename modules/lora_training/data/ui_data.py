@@ -142,8 +142,9 @@ def replace_all(ctx, find, replace, regex, case, captions, original):
     return _gallery(caps), caps, _changed_msg(ctx, n, caps, original)
 
 
-def tag_all(ctx, tag, position, remove, captions, original):
-    caps, n = ops.remove_tag(captions, tag or "") if remove else ops.add_tag(captions, tag or "", position)
+def tag_all(ctx, tag, position, remove, captions, original, trigger=""):
+    caps, n = (ops.remove_tag(captions, tag or "") if remove
+               else ops.add_tag(captions, tag or "", position, keep_first=trigger or ""))
     return _gallery(caps), caps, _changed_msg(ctx, n, caps, original)
 
 
@@ -255,8 +256,9 @@ def _wire(ctx, c: dict[str, Any]) -> None:
     c["replace_btn"].click(lambda *a: replace_all(ctx, *a),
                            [c["find"], c["replace"], c["regex"], c["case"], *state],
                            [c["gallery"], c["captions"], c["editor_status"]])
-    c["add_tag_btn"].click(lambda tg, pos, cap, orig: tag_all(ctx, tg, pos, False, cap, orig),
-                           [c["tag"], c["position"], *state], [c["gallery"], c["captions"], c["editor_status"]])
+    c["add_tag_btn"].click(lambda tg, pos, cap, orig, trig: tag_all(ctx, tg, pos, False, cap, orig, trig),
+                           [c["tag"], c["position"], *state, c["trigger_word"]],
+                           [c["gallery"], c["captions"], c["editor_status"]])
     c["remove_tag_btn"].click(lambda tg, pos, cap, orig: tag_all(ctx, tg, pos, True, cap, orig),
                               [c["tag"], c["position"], *state], [c["gallery"], c["captions"], c["editor_status"]])
     c["save_btn"].click(lambda p, cap, orig: save_all(ctx, p, cap, orig), [c["project"], *state],
