@@ -95,16 +95,17 @@ def run_fast_apply(job: "Job", p: "FastApplyParams", ctx: "StudioContext") -> di
     s = ApplySettings(p.max_side, p.original_colors, p.color_space, p.strength)
     total = sum(_frame_count(src) if video else 1 for src, _, video in items)
     done, written, failed, previews = 0, 0, 0, 0
+    used: set[Path] = set()  # a.jpg and a.png given together must not write the same a.png
     job.info(job.t("style.log.apply_start", network=net_path.name, files=len(items), device=ctx.models.device))
     for src, rel, video in items:
         if job.should_stop():
             break
         if video:
-            out = out_dir / rel.with_suffix(".mp4")
+            out = _unique(out_dir / rel.with_suffix(".mp4"), used)
             done = _apply_video(job, net, src, out, s, p, ctx, done, total)
             written += 1
             continue
-        out = out_dir / rel.with_suffix("." + p.image_format)
+        out = _unique(out_dir / rel.with_suffix("." + p.image_format), used)
         try:
             img = load_image(src, mode="RGBA" if p.image_format != "jpg" else "RGB")
             result = stylize_image(net, img, s, ctx.models.device)
@@ -124,6 +125,15 @@ def run_fast_apply(job: "Job", p: "FastApplyParams", ctx: "StudioContext") -> di
             previews += 1
             job.preview(result.convert("RGB"))
     return {"output_dir": str(out_dir), "written": written, "failed": failed, "stopped": job.should_stop()}
+
+
+def _unique(path: Path, used: set[Path]) -> Path:
+    out, n = path, 1
+    while out in used:
+        n += 1
+        out = path.with_name(f"{path.stem}_{n}{path.suffix}")
+    used.add(out)
+    return out
 
 
 def _frame_count(path: Path) -> int:

@@ -137,10 +137,14 @@ def test_apply_job_on_folder_keeps_going_past_a_broken_file(style_ctx, tmp_path)
     pattern_image(30, 40, 2, mode="RGBA").save(src / "sub" / "b.png")
     (src / "c.png").write_bytes(b"")
     before = (src / "a.jpg").read_bytes()
-    p = FastApplyParams(model="candy", inputs=[str(src)], output_dir=str(tmp_path / "out"), original_colors=True)
+    pattern_image(20, 20, 4).save(tmp_path / "a.png")  # same stem as in/a.jpg, both given as files
+    p = FastApplyParams(model="candy", inputs=[str(src), str(tmp_path / "a.png"), str(src / "a.jpg")],
+                        output_dir=str(tmp_path / "out"), original_colors=True)
     job = ConsoleJob("style.fast_apply", p, workdir=tmp_path / "job", verbose=False)
     out = run_fast_apply(job, p, style_ctx)
-    assert out == {"output_dir": str(tmp_path / "out"), "written": 2, "failed": 1, "stopped": False}
+    assert out == {"output_dir": str(tmp_path / "out"), "written": 4, "failed": 1, "stopped": False}
+    assert Image.open(tmp_path / "out" / "a.png").size == (20, 20)
+    assert Image.open(tmp_path / "out" / "a_2.png").size == (40, 30)  # no output overwritten
     a = Image.open(tmp_path / "out" / "in" / "a.png")
     b = Image.open(tmp_path / "out" / "in" / "sub" / "b.png")
     assert a.size == (40, 30) and a.mode == "RGB" and b.size == (30, 40) and b.mode == "RGBA"
