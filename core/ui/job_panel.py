@@ -11,7 +11,8 @@ Usage inside a module's `build_ui(ctx)`:
     run.click(lambda a, b: panel.submit("sr.upscale", {"x": a, "y": b}),
               inputs=[a, b], outputs=panel.job_id)
 
-`submit` validates params against the kind's model and turns a bad field or a
+`panel.finished` (hidden) becomes "<id>:<status>" when the job ends: hook `.change` on it to
+refresh lists. `submit` validates params against the kind's model and turns a bad field or a
 StudioError into a translated `gr.Error` (the form stays as the user left it).
 """
 from __future__ import annotations
