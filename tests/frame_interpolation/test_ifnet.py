@@ -128,7 +128,7 @@ def test_unknown_and_bad_files_are_rejected_clearly(tmp_path):
         def __reduce__(self):
             return (print, ("owned",))
 
-    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"block0.x": Evil()}))
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"block0.x": Evil()}, protocol=2))
     with pytest.raises(StudioError) as e:
         load_ifnet(tmp_path / "evil.pkl")
     assert e.value.key == "models.bad_weights"
