@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--dedupe", action="store_true", help="drop repeated frames first")
     v.add_argument("--codec", default="h264", choices=["h264", "hevc"])
     v.add_argument("--crf", type=int, default=18)
+    v.add_argument("--preset", default="medium", choices=["ultrafast", "veryfast", "fast", "medium", "slow"])
     v.add_argument("--no-audio", action="store_true")
     model_args(v)
 
@@ -70,7 +71,7 @@ def _params(a):
         return "rife.interpolate_video", InterpolateVideoParams(
             input=a.input, output=a.output, mode=mode, multiplier=a.multi or 2, target_fps=a.fps or "60",
             slowmo=a.slowmo or 2.0, scene_detect=a.scene, scene_threshold=a.scene_threshold, dedupe=a.dedupe,
-            codec=a.codec, crf=a.crf, keep_audio=not a.no_audio, **common)
+            codec=a.codec, crf=a.crf, preset=a.preset, keep_audio=not a.no_audio, **common)
     return "rife.interpolate_pair", InterpolatePairParams(
         image_a=a.image_a, image_b=a.image_b, timestep=a.timestep, frames=a.frames, fps=a.fps,
         boomerang=not a.no_boomerang, gif=not a.no_gif, mp4=not a.no_mp4, output_dir=a.output_dir, **common)

@@ -58,7 +58,10 @@ class Interpolator:
         if frame.ndim != 3 or frame.shape[2] < 3:
             raise StudioError("rife.bad_frame", shape=str(tuple(frame.shape)))
         h, w = frame.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(frame[:, :, :3])).to(self.device, non_blocking=True)
+        arr = np.ascontiguousarray(frame[:, :, :3])
+        if not arr.flags.writeable:  # e.g. np.asarray(PIL image): torch wants a writable buffer
+            arr = arr.copy()
+        x = torch.from_numpy(arr).to(self.device, non_blocking=True)
         x = x.permute(2, 0, 1).unsqueeze(0).to(self.dtype) / 255.0
         ph, pw = self.pad_size(h, w)
         if (ph, pw) != (h, w):

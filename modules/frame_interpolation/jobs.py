@@ -42,6 +42,11 @@ def _unique(path: Path) -> Path:
     raise StudioError("rife.output_exists", path=str(path))
 
 
+def _log_media_warnings(job, writer) -> None:
+    for key, params in getattr(writer, "warnings", []):
+        job.warning(job.t(key, **params))
+
+
 def _input(path_text: str) -> Path:
     p = Path(path_text).expanduser()
     if not p.is_file():
@@ -82,7 +87,8 @@ def run_interpolate_video(job, p: InterpolateVideoParams, ctx) -> dict:
     out = _unique(out)
     job.info(job.t("rife.log.video", src=src.name, w=reader.width, h=reader.height, fps_in=f"{float(fps_in):.3f}",
                    fps_out=f"{float(fps_out):.3f}", frames=reader.frame_count))
-    writer = VideoWriter(out, fps_out, codec=p.codec, crf=p.crf, audio_from=src if keep_audio else None)
+    writer = VideoWriter(out, fps_out, codec=p.codec, crf=p.crf, audio_from=src if keep_audio else None,
+                         preset=p.preset)
 
     started, last_preview, desc = time.time(), [0.0], job.t("rife.progress.frames")
 
@@ -99,7 +105,11 @@ def run_interpolate_video(job, p: InterpolateVideoParams, ctx) -> dict:
     pipe = VideoPipeline(interp, fps_out, slowmo,
                          SceneDetector(p.scene_detect, p.scene_threshold, p.dedupe, p.dedupe_threshold),
                          job.should_stop, progress, preview)
-    stats = pipe.run(reader, writer, reader.duration, fps_in)
+    try:
+        stats = pipe.run(reader, writer, reader.duration, fps_in)
+    finally:
+        reader.close()
+    _log_media_warnings(job, writer)
     job.artifact(out, "video")
     if stats.stopped:
         job.warning(job.t("rife.log.stopped", written=stats.written, expected=stats.expected))
@@ -162,15 +172,13 @@ def run_interpolate_pair(job, p: InterpolatePairParams, ctx) -> dict:
         result["outputs"].append(str(gif))
     if p.mp4:
         mp4 = _unique(folder / f"{stem}_{p.frames}f.mp4")
-        fps = Fraction(str(p.fps)).limit_denominator(1001)
-        # yuv420 needs even sides: pad by one replicated row/column where needed
-        h2, w2 = a.shape[0] + a.shape[0] % 2, a.shape[1] + a.shape[1] % 2
-        writer = VideoWriter(mp4, fps, codec="h264", crf=16)
+        writer = VideoWriter(mp4, Fraction(str(p.fps)).limit_denominator(1001), codec="h264", crf=16)
         try:
             for f in seq:
-                writer.write(np.pad(f, ((0, h2 - f.shape[0]), (0, w2 - f.shape[1]), (0, 0)), mode="edge"))
+                writer.write(f)  # odd sizes are padded by the writer (4:2:0)
         finally:
             writer.close()
+        _log_media_warnings(job, writer)
         job.artifact(mp4, "video")
         result["outputs"].append(str(mp4))
     return result

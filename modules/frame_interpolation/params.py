@@ -50,6 +50,8 @@ class InterpolateVideoParams(ModelParams):
     dedupe_threshold: float = Field(0.004, ge=0.0, le=0.1)
     codec: Literal["h264", "hevc"] = "h264"
     crf: int = Field(18, ge=0, le=51, description="quality: lower is better and larger")
+    preset: Literal["ultrafast", "veryfast", "fast", "medium", "slow"] = Field(
+        "medium", description="encoder speed / size trade-off")
     keep_audio: bool = Field(True, description="copy the source audio (not in slow motion)")
 
     @field_validator("target_fps")

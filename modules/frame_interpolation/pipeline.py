@@ -115,6 +115,7 @@ class VideoPipeline:
         self.stats = PipelineStats()
         self.errors: list[BaseException] = []
         self._last_pts: Fraction | None = None
+        self.origin = Fraction(0)  # pts of the first source frame (slow motion starts at 0)
 
     # -- decoder thread -----------------------------------------------------------
     def _decode(self, frames: Iterable[tuple[np.ndarray, Any]]) -> None:
@@ -143,7 +144,9 @@ class VideoPipeline:
                 item = _get(self.q_out, _Flag(lambda: False))  # drain everything queued
                 if item is _END:
                     break
-                writer.write(item)
+                frame, k = item
+                # exact instant on the output clock, offset like the source's first frame
+                writer.write(frame, pts_seconds=float(self.origin + Fraction(k) / self.fps_out))
                 self.stats.written += 1
                 if self.on_progress is not None:
                     self.on_progress(self.stats.written, max(self.stats.expected, self.stats.written))
@@ -159,8 +162,8 @@ class VideoPipeline:
                 self.errors.append(exc)
 
     # -- inference (caller's thread) --------------------------------------------------
-    def _emit(self, frame: np.ndarray) -> bool:
-        return _put(self.q_out, frame, self.stop)
+    def _emit(self, frame: np.ndarray, k: int) -> bool:
+        return _put(self.q_out, (frame, k), self.stop)
 
     def _render(self, steps: list[Step], keys: dict[int, dict]) -> bool:
         i = 0
@@ -169,7 +172,7 @@ class VideoPipeline:
                 return False
             s = steps[i]
             if s.kind != "interp":
-                if not self._emit(keys[s.a]["frame"]):
+                if not self._emit(keys[s.a]["frame"], s.out):
                     return False
                 i += 1
                 continue
@@ -183,12 +186,13 @@ class VideoPipeline:
             for n in range(i, j, self.interp.batch):  # stop is checked between batches
                 if self.stop():
                     return False
-                chunk = [st.t for st in steps[n:min(j, n + self.interp.batch)]]
-                for out in self.interp.interpolate(a["prep"], b["prep"], chunk):
+                chunk = steps[n:min(j, n + self.interp.batch)]
+                outs = self.interp.interpolate(a["prep"], b["prep"], [st.t for st in chunk])
+                for st, out in zip(chunk, outs):
                     self.stats.interpolated += 1
                     if self.on_frame is not None:
                         self.on_frame(out, self.stats.interpolated)
-                    if not self._emit(out):
+                    if not self._emit(out, st.out):
                         return False
             i = j
         return True
@@ -214,6 +218,8 @@ class VideoPipeline:
                     break
                 if not planner.accepts(item.pts):
                     continue
+                if index == 0 and self.slowmo == 1:
+                    self.origin = item.pts
                 steps = planner.feed(index, item.pts, item.cut_before)
                 keys[index] = {"frame": item.frame, "prep": None}
                 keys.pop(index - 2, None)  # only the previous key is still needed

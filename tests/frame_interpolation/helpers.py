@@ -46,10 +46,12 @@ class ListWriter:
 
     def __init__(self) -> None:
         self.frames: list[np.ndarray] = []
+        self.times: list[float] = []
         self.closed = False
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, pts_seconds: float | None = None) -> None:
         self.frames.append(frame)
+        self.times.append(pts_seconds)
 
     def close(self) -> None:
         self.closed = True
