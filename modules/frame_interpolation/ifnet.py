@@ -3,8 +3,8 @@
 Two published layouts are supported, both with an arbitrary timestep:
 
 * ``"4.6"``  - four IFBlocks (192/128/96/64 channels), no feature encoder, the mask is
-  accumulated over the blocks, scale list ``[8, 4, 2, 1]``. Files 4.0-4.6 of the
-  Practical-RIFE releases share this key set; we verified the forward of 4.6.
+  accumulated over the blocks, scale list ``[8, 4, 2, 1]``. (4.0-4.3 use plain conv
+  blocks and 4.5 a 20-channel lastconv: different keys/shapes, refused by the loader.)
 * ``"4.25"`` - a small feature encoder (``encode.cnn0..cnn3``) and five IFBlocks
   (192/128/96/64/32), each block also carries an 8-channel feature map to the next; the
   mask is replaced (not accumulated); scale list ``[16, 8, 4, 2, 1]``. 4.25 and 4.26 share
