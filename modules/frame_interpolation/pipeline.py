@@ -229,6 +229,9 @@ class VideoPipeline:
             if ok and not self.stop() and not self.errors and self._last_pts is not None:
                 end = self._last_pts + 1 / to_fraction(nominal_fps)  # the last frame's own duration
                 ok = self._render(planner.finish(end), keys)
+        except BaseException:  # inference failed (e.g. out of memory): wind the threads down
+            self.stop.event.set()
+            raise
         finally:
             self.stats.scene_cuts = planner.cuts
             self.stats.stopped = self.stop() and not self.errors
@@ -236,7 +239,7 @@ class VideoPipeline:
                 self.stop.event.set()
             _put(self.q_out, _END, _Flag(lambda: False))
             encoder.join()
-            decoder.join(timeout=5)
+            decoder.join()  # never leave it decoding while the caller closes the reader
             self.stats.seconds = time.time() - started
         if self.errors:
             raise self.errors[0]

@@ -87,3 +87,26 @@ def test_thread_errors_reach_the_caller_and_still_close():
     else:
         raise AssertionError("decoder error swallowed")
     assert writer.closed
+
+
+def test_inference_error_stops_the_decoder_and_closes():
+    class Failing:
+        batch = 1
+
+        def prepare(self, frame):
+            return frame
+
+        def interpolate(self, a, b, ts):
+            raise MemoryError("out of memory")
+
+    frames = [(scene(i), i / 24) for i in range(100)]  # far more than the queues hold
+    writer = ListWriter()
+    pipe = VideoPipeline(Failing(), Fraction(48), queue_size=2)
+    try:
+        pipe.run(iter(frames), writer, Fraction(100, 24), Fraction(24))
+    except MemoryError:
+        pass
+    else:
+        raise AssertionError("inference error swallowed")
+    assert writer.closed and writer.frames and pipe.stats.source_frames < 100
+    assert not any(t.name.startswith("rife-") and t.is_alive() for t in threading.enumerate())
