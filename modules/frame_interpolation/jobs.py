@@ -66,14 +66,23 @@ def plan_output(p: InterpolateVideoParams, fps_in: Fraction) -> tuple[Fraction, 
 
 
 def run_interpolate_video(job, p: InterpolateVideoParams, ctx) -> dict:
+    from core.media import VideoReader
+
+    src = _input(p.input)
+    reader = VideoReader(src)  # a damaged or non-video file fails here, clearly (media.*)
+    try:
+        return _interpolate_video(job, p, ctx, src, reader)
+    finally:
+        reader.close()  # after the pipeline has joined its decode thread
+
+
+def _interpolate_video(job, p: InterpolateVideoParams, ctx, src: Path, reader) -> dict:
     from PIL import Image
 
-    from core.media import VideoReader, VideoWriter
+    from core.media import VideoWriter
     from modules.frame_interpolation.pipeline import VideoPipeline
     from modules.frame_interpolation.scenes import SceneDetector
 
-    src = _input(p.input)
-    reader = VideoReader(src)
     fps_in = Fraction(reader.fps)
     fps_out, slowmo, tag = plan_output(p, fps_in)
     keep_audio = p.keep_audio and reader.has_audio and slowmo == 1
@@ -89,7 +98,6 @@ def run_interpolate_video(job, p: InterpolateVideoParams, ctx) -> dict:
                    fps_out=f"{float(fps_out):.3f}", frames=reader.frame_count))
     writer = VideoWriter(out, fps_out, codec=p.codec, crf=p.crf, audio_from=src if keep_audio else None,
                          preset=p.preset)
-
     started, last_preview, desc = time.time(), [0.0], job.t("rife.progress.frames")
 
     def progress(done: int, total: int) -> None:
@@ -105,10 +113,7 @@ def run_interpolate_video(job, p: InterpolateVideoParams, ctx) -> dict:
     pipe = VideoPipeline(interp, fps_out, slowmo,
                          SceneDetector(p.scene_detect, p.scene_threshold, p.dedupe, p.dedupe_threshold),
                          job.should_stop, progress, preview)
-    try:
-        stats = pipe.run(reader, writer, reader.duration, fps_in)
-    finally:
-        reader.close()
+    stats = pipe.run(reader, writer, reader.duration, fps_in)
     _log_media_warnings(job, writer)
     job.artifact(out, "video")
     if stats.stopped:
