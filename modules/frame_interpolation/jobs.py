@@ -115,6 +115,10 @@ def _interpolate_video(job, p: InterpolateVideoParams, ctx, src: Path, reader) -
                          job.should_stop, progress, preview)
     stats = pipe.run(reader, writer, reader.duration, fps_in)
     _log_media_warnings(job, writer)
+    if stats.written == 0:
+        if stats.stopped:
+            return {**stats.as_dict(), "output": None}
+        raise StudioError("rife.no_frames", path=src.name)
     job.artifact(out, "video")
     if stats.stopped:
         job.warning(job.t("rife.log.stopped", written=stats.written, expected=stats.expected))
