@@ -224,7 +224,7 @@ class IFNet(nn.Module):
                 flow = flow + delta
                 # 4.25 replaces the mask at each level, 4.6 accumulates it
                 mask = rest[:, :1] if head else mask + rest[:, :1]
-            if head:
+            if head and i < len(self.blocks) - 1:  # the last level needs no warped features
                 feat = rest[:, 1:]
                 w0, w1 = warp(src0, flow[:, :2]), warp(src1, flow[:, 2:4])
                 warped0, wf0, warped1, wf1 = w0[:, :3], w0[:, 3:], w1[:, :3], w1[:, 3:]

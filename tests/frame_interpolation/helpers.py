@@ -11,9 +11,12 @@ from modules.frame_interpolation.ifnet import IFNet, IFNetConfig
 TINY = IFNetConfig("4.25", (8, 8, 8, 8, 8), 4, 4)
 
 
-def tiny_net(seed: int = 0) -> IFNet:
+TINY46 = IFNetConfig("4.6", (8, 8, 8, 8))
+
+
+def tiny_net(seed: int = 0, config: IFNetConfig = TINY) -> IFNet:
     torch.manual_seed(seed)
-    net = IFNet(TINY)
+    net = IFNet(config)
     with torch.no_grad():
         for name, p in net.named_parameters():
             if not name.endswith("beta"):

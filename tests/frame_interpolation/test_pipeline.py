@@ -5,11 +5,12 @@ import threading
 from fractions import Fraction
 
 import numpy as np
+import pytest
 
 from modules.frame_interpolation.engine import Interpolator
 from modules.frame_interpolation.pipeline import VideoPipeline
 from modules.frame_interpolation.scenes import SceneDetector, cut_score, thumbnail
-from tests.frame_interpolation.helpers import ListWriter, scene, tiny_net
+from tests.frame_interpolation.helpers import TINY, TINY46, ListWriter, scene, tiny_net
 
 
 def _clip():
@@ -40,11 +41,14 @@ def test_hard_cut_produces_no_blended_frame():
     assert not np.array_equal(writer2.frames[22], frames[5])
 
 
-def test_dedupe_interpolates_over_repeated_frames():
+@pytest.mark.parametrize("config", [TINY, TINY46], ids=["4.25", "4.6"])
+def test_dedupe_interpolates_over_repeated_frames(config):
     # an animation "on twos": every frame shown twice
     frames = [scene(i // 2 * 2) for i in range(8)]
     writer = ListWriter()
-    pipe = VideoPipeline(Interpolator(tiny_net()), Fraction(48), detector=SceneDetector("off", dedupe=True))
+    interp = Interpolator(tiny_net(config=config))
+    assert interp.multiple == (64 if config.variant == "4.25" else 32)
+    pipe = VideoPipeline(interp, Fraction(48), detector=SceneDetector("off", dedupe=True))
     stats = pipe.run(iter([(f, i / 24) for i, f in enumerate(frames)]), writer, Fraction(8, 24), Fraction(24))
     assert stats.dropped_duplicates == 4 and stats.written == 16
     # key frames now 2 source frames apart: 3 new frames per pair instead of one, no stutter
