@@ -114,3 +114,40 @@ def test_inference_error_stops_the_decoder_and_closes():
         raise AssertionError("inference error swallowed")
     assert writer.closed and writer.frames and pipe.stats.source_frames < 100
     assert not any(t.name.startswith("rife-") and t.is_alive() for t in threading.enumerate())
+
+
+def test_decode_inference_and_encode_overlap():
+    """Event order, not timing: frames are written while decoding is still going on, and
+    decoding runs ahead of inference (bounded by the queue)."""
+    events: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def frames():
+        for i in range(30):
+            with lock:
+                events.append(("read", i))
+            yield scene(i), i / 24
+
+    class Recorder(ListWriter):
+        def write(self, frame, pts_seconds=None):
+            with lock:
+                events.append(("write", len(self.frames)))
+            super().write(frame, pts_seconds)
+
+    interp = Interpolator(tiny_net())
+    original = interp.interpolate
+
+    def interpolate(a, b, ts):
+        with lock:
+            events.append(("infer", 0))
+        return original(a, b, ts)
+
+    interp.interpolate = interpolate
+    VideoPipeline(interp, Fraction(48), queue_size=4).run(frames(), Recorder(), Fraction(30, 24), Fraction(24))
+    kinds = [k for k, _ in events]
+    last_read = max(i for i, k in enumerate(kinds) if k == "read")
+    first_write = kinds.index("write")
+    first_infer = kinds.index("infer")
+    assert first_write < last_read  # encoding started long before decoding ended
+    assert sum(k == "read" for k in kinds[:first_infer]) >= 2  # the decoder ran ahead
+    assert kinds.count("write") == 60 and kinds.count("infer") == 29
