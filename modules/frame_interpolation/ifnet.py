@@ -20,6 +20,8 @@ Differences from the published forward, none changing fp32 results:
   sub-pixel precision in the normalised grid at 1080p/4K;
 * the encoder output of a frame can be passed in (``feats``), so a frame shared by two
   consecutive pairs (or many timesteps of one pair) is encoded once;
+* block inputs are resized part by part before being concatenated at low resolution,
+  and the features are not warped after the last level (nothing reads them);
 * several timesteps of one pair run as one batch.
 """
 from __future__ import annotations
@@ -81,12 +83,12 @@ class IFNetConfig:
 _GRIDS: dict[tuple, torch.Tensor] = {}
 
 
-def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Backward-warp `img` by `flow` (pixels), bilinear, border padding, like RIFE's warplayer.
+def flow_grid(flow: torch.Tensor) -> torch.Tensor:
+    """The float32 sampling grid (N,H,W,2) of a (N,2,H,W) flow in pixels (RIFE's warplayer).
 
-    Sampling is done in float32 whatever the input dtype (see module docstring).
+    Built once per flow and shared by everything that moves with it (image and features).
     """
-    n, _, h, w = flow.shape
+    _, _, h, w = flow.shape
     key = (str(flow.device), h, w)
     base = _GRIDS.get(key)
     if base is None:
@@ -98,9 +100,18 @@ def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         _GRIDS[key] = base
     flow = flow.float()
     norm = torch.cat([flow[:, 0:1] / ((w - 1.0) / 2.0), flow[:, 1:2] / ((h - 1.0) / 2.0)], 1)
-    grid = (base + norm).permute(0, 2, 3, 1)
+    return (base + norm).permute(0, 2, 3, 1)
+
+
+def sample(img: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear, border-padded sampling in float32 whatever `img`'s dtype (see module doc)."""
     out = F.grid_sample(img.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
     return out.to(img.dtype)
+
+
+def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward-warp `img` by `flow` (pixels), like RIFE's ``warplayer.warp``."""
+    return sample(img, flow_grid(flow))
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -206,8 +217,6 @@ class IFNet(nn.Module):
         if head:
             f0, f1 = feats if feats is not None else (self.encode_frame(img0), self.encode_frame(img1))
             f0, f1 = f0.expand(batch, -1, -1, -1), f1.expand(batch, -1, -1, -1)
-            # image and features move with the same flow: warp them in one grid_sample
-            src0, src1 = torch.cat((img0, f0), 1), torch.cat((img1, f1), 1)
         flow = mask = feat = None
         warped0, warped1 = img0, img1
         for i, block in enumerate(self.blocks):
@@ -224,11 +233,10 @@ class IFNet(nn.Module):
                 flow = flow + delta
                 # 4.25 replaces the mask at each level, 4.6 accumulates it
                 mask = rest[:, :1] if head else mask + rest[:, :1]
+            g0, g1 = flow_grid(flow[:, :2]), flow_grid(flow[:, 2:4])
+            warped0, warped1 = sample(img0, g0), sample(img1, g1)
             if head and i < len(self.blocks) - 1:  # the last level needs no warped features
                 feat = rest[:, 1:]
-                w0, w1 = warp(src0, flow[:, :2]), warp(src1, flow[:, 2:4])
-                warped0, wf0, warped1, wf1 = w0[:, :3], w0[:, 3:], w1[:, :3], w1[:, 3:]
-            else:
-                warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
+                wf0, wf1 = sample(f0, g0), sample(f1, g1)
         m = torch.sigmoid(mask)
         return warped0 * m + warped1 * (1 - m)
