@@ -76,8 +76,8 @@ def build_ui(ctx) -> None:
                     start_video = gr.Button(i18n("rife.ui.start_video"), variant="primary", elem_id="rife-start-video")
                 with gr.Tab(i18n("rife.ui.tab_pair")):
                     with gr.Row():
-                        img_a = gr.Image(type="filepath", label=i18n("rife.ui.image_a"))
-                        img_b = gr.Image(type="filepath", label=i18n("rife.ui.image_b"))
+                        img_a = gr.Image(type="filepath", label=i18n("rife.ui.image_a"), elem_id="rife-image-a")
+                        img_b = gr.Image(type="filepath", label=i18n("rife.ui.image_b"), elem_id="rife-image-b")
                     timestep = gr.Slider(0.01, 0.99, value=0.5, step=0.01, label=i18n("rife.ui.timestep"))
                     with gr.Row():
                         frames = gr.Slider(1, 63, value=7, step=1, label=i18n("rife.ui.frames"))

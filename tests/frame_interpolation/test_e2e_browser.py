@@ -21,11 +21,10 @@ def test_pair_from_the_browser(ctx, tmp_path):
         page.goto(url, wait_until="networkidle")
         page.get_by_role("tab", name=en["rife.title"]).click()
         page.get_by_role("tab", name=en["rife.ui.tab_pair"]).click()
-        inputs = page.locator("#tab-frame_interpolation input[type=file]")
-        # the video upload comes first, then the two image uploads
-        inputs.nth(inputs.count() - 2).set_input_files(str(a))
-        inputs.nth(inputs.count() - 1).set_input_files(str(b))
-        page.wait_for_timeout(1500)  # uploads finish
+        page.locator("#rife-image-a input[type=file]").set_input_files(str(a))
+        page.locator("#rife-image-b input[type=file]").set_input_files(str(b))
+        for box in ("#rife-image-a", "#rife-image-b"):  # an upload is done when its image shows
+            page.locator(f"{box} img").first.wait_for(state="visible", timeout=30_000)
         page.locator("#rife-start-pair").click()
         page.get_by_text(en["jobs.status.completed"]).first.wait_for(timeout=60_000)
     rows = ctx.store.list_jobs(kind_prefix="rife.", limit=5)
