@@ -7,7 +7,10 @@ consecutive frames are then cheap enough to run in the decode thread:
   (0 = same colour distribution, 1 = disjoint). Robust to fast motion inside one shot.
 * ``"ssim"`` - 1 - SSIM of 32x32 greyscale thumbnails (7x7 box windows), what
   Practical-RIFE does (it treats SSIM < 0.2 as a cut, i.e. a score > 0.8 here).
-A pair is a cut when its score exceeds ``threshold``. Dedupe uses the mean absolute
+Both compare thumbnails whose levels are stretched per channel first, so fades and
+exposure changes do not look like cuts, and a pair is a cut only when its score exceeds
+``threshold`` and the thumbnails also differ by more than `MIN_CUT_CHANGE` (mean absolute
+change). Dedupe uses the mean absolute
 difference of the thumbnails in [0, 1] (a repeated frame of an animation on twos, or a
 frozen capture, scores ~0.001; compression noise stays under ~0.004).
 """
@@ -19,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 THUMB = 64
+MIN_CUT_CHANGE = 0.05  # mean absolute thumbnail change (0..1) below which no pair is a cut
 METHODS = ("off", "hist", "ssim")
 
 
@@ -60,8 +64,17 @@ def _grey32(t: np.ndarray) -> np.ndarray:
     return g.reshape(32, 2, 32, 2).mean(axis=(1, 3))
 
 
+def _normalise(t: np.ndarray) -> np.ndarray:
+    """Per-channel contrast stretch to [0,1]: a fade or a flash changes levels, not content."""
+    lo = t.min(axis=(0, 1), keepdims=True)
+    span = t.max(axis=(0, 1), keepdims=True) - lo
+    return (t - lo) / np.maximum(span, 0.05)  # near-flat frames (black) are not blown up
+
+
 def cut_score(a: np.ndarray, b: np.ndarray, method: str) -> float:
-    """Difference of two thumbnails in [0,1] by `method` ("hist" | "ssim")."""
+    """Difference of two thumbnails in [0,1] by `method` ("hist" | "ssim"), after levels
+    are normalised (so fades and exposure changes score low)."""
+    a, b = _normalise(a), _normalise(b)
     if method == "hist":
         return hist_distance(a, b)
     if method == "ssim":
@@ -104,4 +117,6 @@ class SceneDetector:
             return Verdict(False, False, 0.0, diff)
         score = cut_score(self.prev, thumb, self.method) if self.method != "off" else 0.0
         self.prev = thumb
-        return Verdict(True, score > self.threshold, score, diff)
+        # a cut also changes the pixels themselves: small steps (a slow fade from black,
+        # where levels are too low to normalise) are never cuts
+        return Verdict(True, score > self.threshold and diff > MIN_CUT_CHANGE, score, diff)

@@ -151,3 +151,16 @@ def test_decode_inference_and_encode_overlap():
     assert first_write < last_read  # encoding started long before decoding ended
     assert sum(k == "read" for k in kinds[:first_infer]) >= 2  # the decoder ran ahead
     assert kinds.count("write") == 60 and kinds.count("infer") == 29
+
+
+@pytest.mark.parametrize("method,threshold", [("hist", 0.3), ("ssim", 0.6)])
+def test_fades_and_motion_are_not_cuts(method, threshold):
+    base = scene(0, 96, 128).astype(np.float32)
+    fade = [np.clip(base * k / 12, 0, 255).astype(np.uint8) for k in range(13)]
+    fade += [np.clip(base * (1 - k / 12), 0, 255).astype(np.uint8) for k in range(13)]
+    moving = [scene(i, 96, 128) for i in range(12)]
+    for clip in (fade, moving):
+        d = SceneDetector(method, threshold)
+        assert not any(d.check(f).cut_before for f in clip)
+    d = SceneDetector(method, threshold)
+    assert [d.check(f).cut_before for f in (scene(0, 96, 128), scene(0, 96, 128, kind=1))] == [False, True]
