@@ -108,7 +108,8 @@ class Job:
 
 
 class ConsoleJob(Job):
-    """A Job for scripts and the CLI: prints events, Ctrl+C asks for a stop."""
+    """A Job for scripts: prints events as they come. (`core.cli.run_job_foreground` runs a
+    job through the real runner instead, with Ctrl+C = Stop and the job in the store.)"""
 
     def __init__(self, kind: str, params: Any = None, workdir: Path | None = None, t=None, verbose: bool = True):
         from core.i18n import Translator
