@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import sqlite3
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field, ValidationError
 
 from core.errors import StudioError
+from core.store import is_disk_full
 from core.system import system_info
 from core.ui.job_view import eta_seconds
 
@@ -76,6 +79,15 @@ def create_api(ctx, auth: tuple[str, str] | None = None) -> FastAPI:
 
         deps = [Depends(check)]
     api = FastAPI(title="CyberBill Studio API", version="1.0", dependencies=deps)
+
+    async def disk_full(request: Request, exc: Exception) -> JSONResponse:
+        """A full disk under the store is a clear 507, not an anonymous 500."""
+        if not is_disk_full(exc):
+            raise exc
+        return JSONResponse({"detail": ctx.t("rel.store_full")}, status_code=507)
+
+    api.add_exception_handler(OSError, disk_full)
+    api.add_exception_handler(sqlite3.OperationalError, disk_full)
 
     def row_or_404(job_id: str) -> dict:
         row = ctx.store.get_job(job_id)

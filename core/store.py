@@ -6,6 +6,7 @@ flush, not per line. Readers (UI polling, REST) use the same API and see committ
 """
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -61,6 +62,13 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 CREATE INDEX IF NOT EXISTS artifacts_job ON artifacts(job_id, id);
 """
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for the ways a full disk (or a file size/quota limit) reaches Python."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc).lower()
 
 
 def _row(cur: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
