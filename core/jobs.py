@@ -339,7 +339,11 @@ class JobRunner:
             job.error(error)
             job.error(traceback.format_exc())
         finally:
-            if models is not None:
+            # release() ends in a full gc.collect() (+ empty_cache): ~0.5 s with torch and
+            # gradio loaded, which made a tiny CPU job cost 0.5 s (seen in the soak). A CPU
+            # job that loaded nothing through the manager has nothing to give back.
+            owns = models is not None and any(owner == job.id for owner, _ in models.loaded())
+            if models is not None and (gpu or owns):
                 try:
                     models.release(job.id)
                 except Exception:  # noqa: BLE001
