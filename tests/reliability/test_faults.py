@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import http.client
+import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -188,3 +191,59 @@ def test_path_traversal_in_job_ids_and_setting_keys(tmp_path):
         assert tree(tmp_path) == before_out
         ctx.config.save_user({"LANGUAGE": "fr"})
         assert ctx.config.user_file.is_relative_to(home) and ctx.config.user_file.is_file()
+
+
+CHILD = r'''
+import json, resource, signal, sys
+sys.path.insert(0, sys.argv[1])
+from pydantic import BaseModel
+from core.context import build_context
+from core.module import JobKind
+
+class P(BaseModel):
+    mb: int = 16
+
+def save(path, data):
+    """Temp name then rename, as every engine saves: a failed write leaves no half file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+
+def run(job, p, ctx):
+    job.workdir.mkdir(parents=True, exist_ok=True)
+    save(job.workdir / "ckpt_1.bin", b"1" * 2**20)
+    job.artifact(job.workdir / "ckpt_1.bin", "checkpoint")
+    save(job.workdir / "ckpt_2.bin", b"2" * (p.mb * 2**20))
+
+ctx = build_context(sys.argv[2], overrides={"LANGUAGE": "en"}, load_modules=False)
+ctx.jobs.register(JobKind("rel.saver", P, run, gpu=True))
+# a real "disk full": the kernel refuses writes past 8 MiB in this process (EFBIG)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 2**20, 8 * 2**20))
+first = ctx.jobs.wait(ctx.jobs.submit("rel.saver", {"mb": 16}), 60)
+second = ctx.jobs.wait(ctx.jobs.submit("rel.saver", {"mb": 1}), 60)
+print(json.dumps({"first": first, "second": second}))
+ctx.close()
+'''
+
+
+def test_real_file_size_limit_in_a_child_process(tmp_path):
+    """No injection: the kernel's own error (RLIMIT_FSIZE -> EFBIG) reaches the runner."""
+    home = tmp_path / "home"
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(Path(__file__).resolve().parents[2]), str(home)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    first, second = out["first"], out["second"]
+    assert first["status"] == "failed" and first["error"].startswith("The disk is full")
+    assert first["id"] in first["error"]  # write() errors carry no file name: the job's folder is named
+    work = home / "data" / "jobs" / first["id"]
+    assert (work / "ckpt_1.bin").read_bytes() == b"1" * 2**20  # the previous checkpoint is intact
+    assert not (work / "ckpt_2.bin").exists() and not (work / "ckpt_2.bin.tmp").exists()
+    assert second["status"] == "completed"  # the runner went on
+    assert sqlite3.connect(home / "data" / "studio.sqlite3").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
