@@ -157,8 +157,9 @@ class Store:
             where.append("status=?")
             args.append(status)
         if kind_prefix:
-            where.append("kind LIKE ?")
-            args.append(kind_prefix.replace("%", "") + "%")
+            # a prefix match: the user's % and _ are literal characters, not LIKE wildcards
+            where.append("kind LIKE ? ESCAPE '\\'")
+            args.append(kind_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
         sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created DESC LIMIT ? OFFSET ?"
         return [_decode_job(r) for r in self._exec(sql, args + [limit, offset]).fetchall()]
