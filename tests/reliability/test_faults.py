@@ -182,6 +182,13 @@ def test_path_traversal_in_job_ids_and_setting_keys(tmp_path):
                 codes.append(status)
                 assert status in (404, 405, 422), (method, bad, suffix, status, body[:200])
         assert 422 in codes and 404 in codes
+        for bad in ("../../etc/passwd", "/etc/passwd", "rel.cpu\x00", "rel.cpu/../x"):
+            r = c.post("/jobs", json={"kind": bad, "params": {}})
+            assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "kind"]
+            assert c.get("/jobs", params={"kind": bad, "status": bad}).json() == []
+        for wild in ("%", "_", "rel_cpu", "\\"):  # no LIKE wildcard from the user
+            assert c.get("/jobs", params={"kind": wild}).json() == []
+        assert [j["id"] for j in c.get("/jobs", params={"kind": "rel.c"}).json()] == [real]
         assert tree(home) == before_home and tree(tmp_path) == before_out
         assert (outside / "keep.txt").read_text() == "precious" and c.get(f"/jobs/{real}").status_code == 200
         # settings: only known keys are saved, always to the one user file inside the home
