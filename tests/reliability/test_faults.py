@@ -254,3 +254,34 @@ def test_real_file_size_limit_in_a_child_process(tmp_path):
     assert not (work / "ckpt_2.bin").exists() and not (work / "ckpt_2.bin.tmp").exists()
     assert second["status"] == "completed"  # the runner went on
     assert sqlite3.connect(home / "data" / "studio.sqlite3").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_real_cuda_out_of_memory(tmp_path):
+    """On a machine with CUDA: a real allocation past the device's memory (skipped on CPU)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from pydantic import BaseModel
+
+    from core.context import build_context
+    from core.module import JobKind
+
+    class Alloc(BaseModel):
+        gib: float = 1.0
+
+    def run(job, p, ctx):
+        x = torch.empty(int(p.gib * 2**30), dtype=torch.uint8, device="cuda")
+        return {"bytes": x.numel()}
+
+    ctx = build_context(tmp_path / "home", load_modules=False)
+    try:
+        ctx.jobs.register(JobKind("rel.alloc", Alloc, run, gpu=True))
+        total_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+        bad = ctx.jobs.wait(ctx.jobs.submit("rel.alloc", {"gib": total_gib * 2}))
+        assert bad["status"] == "failed"
+        assert bad["error"] == ctx.t("errors.oom", hint=ctx.t("errors.oom_hint"))
+        good = ctx.jobs.wait(ctx.jobs.submit("rel.alloc", {"gib": 0.5}))
+        assert good["status"] == "completed" and good["result"] == {"bytes": 2**29}
+        assert torch.cuda.memory_allocated() == 0  # nothing of either job is left on the device
+    finally:
+        ctx.close()
