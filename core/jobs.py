@@ -11,6 +11,7 @@ lease, so two GPU jobs can never overlap. CPU kinds get their own small pool.
 from __future__ import annotations
 
 import queue
+import sqlite3
 import sys
 import threading
 import time
@@ -128,6 +129,11 @@ class ConsoleJob(Job):
             print(f"[{ev[3]}] {ev[4]}", file=sys.stderr, flush=True)
         elif ev[0] == "progress" and ev[3]:
             print(f"  {ev[4]} {ev[2]:.0f}/{ev[3]:.0f}", file=sys.stderr, flush=True)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Store errors worth retrying: a full disk, a locked or unreachable database file."""
+    return is_disk_full(exc) or isinstance(exc, (OSError, sqlite3.OperationalError))
 
 
 @dataclass(order=True)
@@ -363,7 +369,7 @@ class JobRunner:
                 write(*args, **kwargs)
                 return True
             except Exception as exc:  # noqa: BLE001
-                if time.time() > deadline or self._closing:
+                if not _transient(exc) or time.time() > deadline or self._closing:
                     print(f"job store write failed for good: {type(exc).__name__}: {exc}", file=sys.stderr)
                     return False
             time.sleep(delay)
@@ -405,14 +411,18 @@ class JobRunner:
                     self.store.write_events(batch)
                     failing = False
                 except Exception as exc:  # noqa: BLE001 - a full disk must not kill the writer
-                    if not failing:  # one line per outage, not one per flush
-                        print(f"job events not written, will retry: {type(exc).__name__}: {exc}", file=sys.stderr)
-                    failing = True
-                    # keep them for the next flush (bounded: a long outage drops the oldest)
-                    pending = [e for e in batch if e[0] != "progress"][-MAX_BACKLOG:]
-                    for e in batch:
-                        if e[0] == "progress" and e[1] not in last_progress:
-                            last_progress[e[1]] = e
+                    if not _transient(exc):  # a batch SQLite will never take: drop it, go on
+                        traceback.print_exc()
+                    else:
+                        if not failing:  # one line per outage, not one per flush
+                            print(f"job events not written, will retry: {type(exc).__name__}: {exc}",
+                                  file=sys.stderr)
+                        failing = True
+                        # keep them for the next flush (bounded: a long outage drops the oldest)
+                        pending = [e for e in batch if e[0] != "progress"][-MAX_BACKLOG:]
+                        for e in batch:
+                            if e[0] == "progress" and e[1] not in last_progress:
+                                last_progress[e[1]] = e
             for w in waiters:
                 w.set()
             waiters = []

@@ -285,3 +285,31 @@ def test_real_cuda_out_of_memory(tmp_path):
         assert torch.cuda.memory_allocated() == 0  # nothing of either job is left on the device
     finally:
         ctx.close()
+
+
+def test_a_batch_the_store_never_takes_is_dropped_not_retried(tmp_path, monkeypatch):
+    """Only disk/IO errors are retried: a poison batch must not block every later event."""
+    from core.context import build_context
+    from tests.reliability.helpers import register_kinds
+
+    ctx = build_context(tmp_path / "home", load_modules=False)
+    try:
+        register_kinds(ctx)
+        real, calls = ctx.store.write_events, []
+
+        def poison_once(events):
+            calls.append(len(events))
+            if len(calls) == 1:
+                raise sqlite3.IntegrityError("poison")
+            return real(events)
+
+        monkeypatch.setattr(ctx.store, "write_events", poison_once)
+        first = ctx.jobs.wait(ctx.jobs.submit("rel.cpu", {"steps": 3}))
+        second = ctx.jobs.wait(ctx.jobs.submit("rel.cpu", {"steps": 3}))
+        assert first["status"] == second["status"] == "completed"
+        # retried forever, the poison batch would hold back every later event: these would be missing
+        assert [x["message"] for x in ctx.store.logs(second["id"]) if x["message"].startswith("step")] == [
+            "step 0", "step 1", "step 2"]
+        assert len(calls) >= 2
+    finally:
+        ctx.close()
