@@ -25,23 +25,27 @@ from core.errors import StudioError
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
     from core.media_image import (  # noqa: F401
-        MAX_PIXELS, SAVE_FORMATS, load_image, load_image_array, save_image, set_max_pixels)
+        MAX_PIXELS, SAVE_FORMATS, image_size, load_image, load_image_array, save_image,
+        set_max_pixels)
     from core.media_video import CODECS, VideoReader, VideoWriter, codec_available  # noqa: F401
 
 PathLike = Union[str, os.PathLike]
+_UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
 
-IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff",
+                        ".gif"})
 
 _LAZY = {
-    "core.media_image": ("MAX_PIXELS", "SAVE_FORMATS", "load_image", "load_image_array",
-                         "save_image", "set_max_pixels"),
+    "core.media_image": ("MAX_PIXELS", "SAVE_FORMATS", "image_size", "load_image",
+                         "load_image_array", "save_image", "set_max_pixels"),
     "core.media_video": ("CODECS", "VideoReader", "VideoWriter", "codec_available"),
 }
 _LAZY_NAMES = {name: mod for mod, names in _LAZY.items() for name in names}
 
 __all__ = ["IMAGE_EXTS", "PathLike", "atomic_path", "is_image_file", "list_images",
            "resolve_inside", "safe_name", "temp_sibling", "commit_file",
-           "require_file", *_LAZY_NAMES]
+           "require_file", "refuse_overwrite", *_LAZY_NAMES]
 
 
 def __getattr__(name: str):
@@ -119,6 +123,21 @@ def require_file(path: PathLike) -> Path:
     return p
 
 
+def refuse_overwrite(out: PathLike, *protect) -> None:
+    """StudioError media.overwrite_source if `out` is (or links to) a protected path.
+
+    Each argument may be None, a path, or an iterable of paths.
+    """
+    items: list = []
+    for p in protect:
+        items.extend([p] if isinstance(p, (str, os.PathLike)) else (p or []))
+    o = Path(out)
+    for src in (Path(p) for p in items if p):
+        with contextlib.suppress(OSError):
+            if o.resolve() == src.resolve() or (o.exists() and os.path.samefile(o, src)):
+                raise StudioError("media.overwrite_source", path=o.name)
+
+
 def commit_file(tmp: PathLike, final: PathLike) -> None:
     """fsync `tmp`, rename it onto `final` (atomic on one file system), fsync the folder."""
     with open(tmp, "rb+") as fh:
@@ -155,4 +174,7 @@ def temp_sibling(path: PathLike, tag: str = "part") -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{final.stem[:60]}.", suffix=f".{tag}{final.suffix}",
                                 dir=final.parent)
     os.close(fd)
+    # mkstemp makes 0600 files; outputs get the usual permissions (or the replaced file's)
+    with contextlib.suppress(OSError):
+        os.chmod(name, final.stat().st_mode & 0o777 if final.exists() else 0o666 & ~_UMASK)
     return Path(name)

@@ -1,9 +1,9 @@
 """Video IO with PyAV: exact timestamps and frame rates in, H.264/H.265 with the source audio out.
 
 `VideoReader(path)` iterates `(rgb_uint8 HxWx3, pts_seconds)`; timestamps are the truth
-(`pts * time_base`), so variable-frame-rate sources keep their timing. `.fps` is the
-average rate as an exact Fraction (23.976 is 24000/1001), `.frame_count`, `.timestamps`
-and `.is_vfr` come from one demux pass (no decoding).
+(`pts * time_base`), so variable-frame-rate sources keep their timing; phone clips' display
+rotation is applied. `.fps` is the average rate as an exact Fraction (23.976 is 24000/1001);
+`.frame_count`, `.timestamps` and `.is_vfr` come from one demux pass (no decoding).
 
 `VideoWriter(path, fps, codec="h264"|"hevc", crf=18, audio_from=src)` encodes frames to a
 hidden temp file, then on `close()` muxes the video with the audio of `audio_from`
@@ -18,7 +18,6 @@ import contextlib
 import heapq
 import logging
 import math
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -27,7 +26,7 @@ import av
 import numpy as np
 
 from core.errors import StudioError
-from core.media import PathLike, commit_file, require_file, temp_sibling
+from core.media import PathLike, commit_file, refuse_overwrite, require_file, temp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +45,27 @@ def codec_available(name: str) -> bool:
     return False
 
 
-def _open_input(path: PathLike):
-    p = require_file(path)
-    try:
-        return av.open(str(p))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise StudioError("media.video_open_failed", path=p.name, error=str(exc)) from exc
+def _snap_rate(rate: Fraction) -> Fraction:
+    """Undo a container's rounding (MKV's 1 ms ticks read 60000/1001 as 19001/317)."""
+    for std in (Fraction(round(rate)), Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001)):
+        if std > 0 and abs(rate - std) / std < Fraction(1, 10000):  # n, or NTSC n * 1000/1001
+            return std
+    return rate
 
 
 def _seconds(value: Optional[int], time_base) -> Optional[float]:
     return None if value is None or time_base is None else float(value * time_base)
 
 
-class VideoReader:
+class VideoReader(contextlib.AbstractContextManager):
     """Decode a video's first video stream: frames as RGB uint8 with exact timestamps."""
 
-    def __init__(self, path: PathLike) -> None:
-        self.path = Path(path)
-        self._container = _open_input(self.path)
+    def __init__(self, path: PathLike, autorotate: bool = True) -> None:
+        self.path = require_file(path)
+        try:
+            self._container = av.open(str(self.path))
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise StudioError("media.video_open_failed", path=self.path.name, error=str(exc)) from exc
         if not self._container.streams.video:
             self._container.close()
             raise StudioError("media.no_video_stream", path=self.path.name)
@@ -73,12 +75,27 @@ class VideoReader:
         self.width, self.height, self.codec = int(cc.width), int(cc.height), str(cc.name)
         self.time_base: Fraction = self._stream.time_base
         audio = self._container.streams.audio
-        self.has_audio = bool(audio)
-        self.audio_codec: Optional[str] = audio[0].codec_context.name if audio else None
+        self.has_audio, self.audio_codec = bool(audio), audio[0].codec_context.name if audio else None
         self.start_time: float = _seconds(self._stream.start_time, self.time_base) or 0.0
+        # phone clips store a display rotation; frames come out upright, as players show them
+        self.rotation = self._peek_rotation() if autorotate else 0
+        if self.rotation in (90, 270):
+            self.width, self.height = self.height, self.width
         self._scan_cache: Optional[list[int]] = None
+        self._decoded_once = False
         rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
-        self._meta_fps = Fraction(rate) if rate else None
+        self._meta_fps = Fraction(rate) if rate else None  # header rate, trusted for CFR only
+
+    def _peek_rotation(self) -> int:
+        """Display rotation (counter-clockwise degrees, 0/90/180/270) of the first frame."""
+        try:
+            with av.open(str(self.path)) as c:
+                frame = next(c.decode(c.streams.video[0]), None)
+        except av.FFmpegError as exc:  # not even one frame decodes: say so now, not mid-job
+            self._container.close()
+            raise StudioError("media.video_decode_failed", path=self.path.name, frame=0,
+                              error=str(exc)) from exc
+        return int(round((frame.rotation or 0) / 90)) % 4 * 90 if frame is not None else 0
 
     # -- metadata from one demux pass (packets only, no decoding) ---------------------
     def _scan(self) -> list[int]:
@@ -95,16 +112,14 @@ class VideoReader:
 
     @property
     def frame_count(self) -> int:
-        n = self._stream.frames
-        return int(n) if n and n > 0 else len(self._scan())
+        return int(self._stream.frames or 0) or len(self._scan())
 
     @property
     def fps(self) -> Fraction:
         """Average frame rate as an exact fraction (24000/1001, not 23.976)."""
-        # containers' own rate is exact for CFR; for VFR some (MKV) report a nominal rate,
-        # so the average comes from the timestamps: (frames - 1) / (last - first)
+        # VFR: some containers (MKV) report a nominal rate; use (frames - 1) / (last - first)
         if self._meta_fps and not self.is_vfr:
-            return self._meta_fps
+            return _snap_rate(self._meta_fps)
         ts = self._scan()
         if len(ts) > 1 and ts[-1] > ts[0]:
             return Fraction(len(ts) - 1) / ((ts[-1] - ts[0]) * self.time_base)
@@ -113,19 +128,14 @@ class VideoReader:
     @property
     def duration(self) -> float:
         """Seconds of video: stream duration, else container duration, else frames / fps."""
-        d = _seconds(self._stream.duration, self.time_base)
-        if d:
-            return d
-        c = self._container.duration
-        return c / 1_000_000 if c else float(self.frame_count / self.fps)
+        d, c = _seconds(self._stream.duration, self.time_base), self._container.duration
+        return d or (c / 1_000_000 if c else float(self.frame_count / self.fps))
 
     @property
     def audio_duration(self) -> Optional[float]:
         """Seconds of audio from the stream header (None without audio)."""
-        if not self.has_audio:
-            return None
-        a = self._container.streams.audio[0]
-        return _seconds(a.duration, a.time_base) or self.duration
+        a = self._container.streams.audio[0] if self.has_audio else None
+        return None if a is None else (_seconds(a.duration, a.time_base) or self.duration)
 
     @property
     def is_vfr(self) -> bool:
@@ -134,8 +144,6 @@ class VideoReader:
         return len(d) >= 2 and bool(d.max() - d.min() > max(1, 0.01 * float(np.median(d))))
 
     # -- decoding --------------------------------------------------------------------
-    _decoded_once = False
-
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         return self.frames()
 
@@ -152,7 +160,10 @@ class VideoReader:
                 t = (float(frame.pts * self.time_base) if frame.pts is not None
                      else self.start_time + float(index / self.fps))
                 if t + 1e-9 >= start:
-                    yield frame.to_ndarray(format="rgb24"), t
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if self.rotation:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, self.rotation // 90))
+                    yield rgb, t
         except av.FFmpegError as exc:
             raise StudioError("media.video_decode_failed", path=self.path.name, frame=index,
                               error=str(exc)) from exc
@@ -160,49 +171,43 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def __enter__(self) -> "VideoReader":
-        return self
-
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-class VideoWriter:
+class VideoWriter(contextlib.AbstractContextManager):
     """Encode RGB frames to H.264/H.265 and mux the audio of `audio_from`; atomic on close.
 
-    Use as a context manager or call `close()`: what was written is kept even when the
-    block raises (a stopped or failed job keeps its partial output); `abort()` discards.
-    `warnings` collects (locale key, params) pairs (codec fallback, audio not copied) for
-    the job log.
-    """
+    Leaving the `with` block or `close()` keeps what was written, even after an exception
+    (a stopped job keeps its partial output); `abort()` discards. `warnings`: (locale key,
+    params) pairs for the job log (codec fallback, audio not copied)."""
 
     def __init__(self, path: PathLike, fps: Union[Fraction, int, float, str], codec: str = "h264",
                  crf: int = 18, audio_from: Optional[PathLike] = None, pix_fmt: str = "yuv420p",
-                 preset: str = "medium", trim_audio: bool = True) -> None:
+                 preset: str = "medium", trim_audio: bool = True, protect=None) -> None:
         self.path = Path(path)
-        self.fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1_000_000)
+        refuse_overwrite(self.path, audio_from, protect)  # sources are never replaced
+        # a typed 23.976 or 29.97 means NTSC (snaps to 24000/1001...); odd rates to 1/1000
+        self.fps = fps if isinstance(fps, Fraction) and fps.numerator <= 10**6 else \
+            _snap_rate(Fraction(fps).limit_denominator(1000))
         if self.fps <= 0:
             raise ValueError("fps must be > 0")
         self.crf, self.pix_fmt, self.preset, self.trim_audio = int(crf), pix_fmt, preset, trim_audio
-        self.audio_from = Path(audio_from) if audio_from else None
-        self.warnings: list[tuple[str, dict]] = []
+        self.audio_from, self.warnings = (Path(audio_from) if audio_from else None), []
         self.codec = CODECS.get(codec, codec)
         if not codec_available(self.codec):
             self._warn("media.codec_fallback", codec=self.codec, fallback=FALLBACK_CODEC)
             self.codec = FALLBACK_CODEC
-        # a tick that divides one frame exactly and is fine enough for arbitrary times
-        # (MPEG-4 part 2 only takes time bases up to 1/65535)
-        den = math.lcm(self.fps.numerator, 90000)
-        if self.codec == FALLBACK_CODEC:
-            den = self.fps.numerator * max(1, 65535 // self.fps.numerator)
-        self.time_base = Fraction(1, den)
+        # a tick dividing one frame exactly, fine enough for any time, in the codec's range
+        n, cap = self.fps.numerator, (65535 if self.codec == FALLBACK_CODEC else 2**31 - 1)
+        den = math.lcm(n, 90000)
+        self.time_base = Fraction(1, den if den <= cap else n * max(1, cap // n))
         self._frame_ticks = int(1 / (self.fps * self.time_base))
         self._container = self._stream = self._vtmp = self._last_ticks = self._size = None
         self.frames_written, self.closed = 0, False
 
     def _warn(self, key: str, **params) -> None:
-        params.setdefault("path", self.path.name)
-        self.warnings.append((key, params))
+        self.warnings.append((key, {"path": self.path.name, **params}))
         log.warning("%s %s", key, params)
 
     def _fail(self, exc: Exception) -> StudioError:
@@ -211,7 +216,7 @@ class VideoWriter:
     def _open(self, width: int, height: int) -> None:
         self._vtmp = temp_sibling(self.path, "video")
         try:
-            self._container = av.open(str(self._vtmp), "w")
+            self._container = _open_output(self._vtmp, faststart=self.audio_from is None)
             s = self._container.add_stream(self.codec, rate=self.fps)
             s.width, s.height, s.pix_fmt = width, height, self.pix_fmt
             s.time_base = s.codec_context.time_base = self.time_base
@@ -259,8 +264,7 @@ class VideoWriter:
         vf = vf.reformat(format=self.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
         vf.pts, vf.time_base = ticks, self.time_base
         try:
-            for pkt in self._stream.encode(vf):
-                self._container.mux(pkt)
+            self._container.mux(self._stream.encode(vf))
         except av.FFmpegError as exc:
             raise self._fail(exc) from exc
         self._last_ticks = ticks
@@ -279,13 +283,11 @@ class VideoWriter:
 
     def close(self) -> Optional[Path]:
         """Flush, mux the audio, rename onto `path`. Returns the path (None if no frame)."""
-        if self.closed or self._container is None:
-            self.closed = True
+        was_closed, self.closed = self.closed, True
+        if was_closed or self._container is None:
             return self.path if self.path.exists() and self.frames_written else None
-        self.closed = True
         try:
-            for pkt in self._stream.encode(None):
-                self._container.mux(pkt)
+            self._container.mux(self._stream.encode(None))
             self._container.close()
             self._container = None
             if self.audio_from is None or not self._mux_audio():
@@ -299,8 +301,7 @@ class VideoWriter:
 
     def _mux_audio(self) -> bool:
         """Video + `audio_from`'s audio into `path`; False when there is no audio to add."""
-        end = self.video_end if self.trim_audio else None
-        out = temp_sibling(self.path, "mux")
+        end, out = (self.video_end if self.trim_audio else None), temp_sibling(self.path, "mux")
         try:
             for copy in (True, False):  # copy the packets; if the container refuses, AAC
                 try:
@@ -330,11 +331,14 @@ class VideoWriter:
             self._vtmp.unlink(missing_ok=True)
             self._vtmp = None
 
-    def __enter__(self) -> "VideoWriter":
-        return self
-
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close()  # partial outputs are kept, even when the block raised
+
+
+def _open_output(path: Path, faststart: bool = True):
+    # MP4/MOV: index at the front so browsers start playing before the whole file loads
+    mp4 = faststart and path.suffix.lower() in (".mp4", ".m4v", ".mov")
+    return av.open(str(path), "w", options={"movflags": "+faststart"} if mp4 else None)
 
 
 def _packets(container, stream, end: Optional[float]):
@@ -371,7 +375,7 @@ def _remux(video: Path, audio: Path, out: Path, copy: bool, end: Optional[float]
             return False
         a_in = ain.streams.audio[0]
         cc = a_in.codec_context
-        with av.open(str(video)) as vin, av.open(str(out), "w") as oc:
+        with av.open(str(video)) as vin, _open_output(out) as oc:
             vs = vin.streams.video[0]
             v_out = oc.add_stream_from_template(vs)
             if copy:
@@ -382,10 +386,8 @@ def _remux(video: Path, audio: Path, out: Path, copy: bool, end: Optional[float]
                 audio_pk = _packets(ain, a_in, end)
             else:
                 a_out = oc.add_stream("aac", rate=cc.sample_rate or 48000)
-                n = cc.layout.nb_channels if cc.layout else 2
-                # a plain default layout per channel count (sources may say "1 channels")
-                a_out.layout = {1: "mono", 2: "stereo"}.get(n) or (
-                    av.AudioLayout(n).name if n <= 8 else "stereo")
+                n = cc.layout.nb_channels if cc.layout else 2  # sources may say "1 channels"
+                a_out.layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(n, "stereo")
                 a_out.bit_rate = 192_000
                 audio_pk = _aac_packets(ain, a_in, a_out, end)
             # interleave by time so players read both streams smoothly

@@ -45,7 +45,9 @@ def make_test_video(path, n_frames: int = 12, fps=Fraction(24), size: tuple[int,
     (default: the video's length). with_video=False writes an audio-only file.
     """
     path = Path(path)
-    fps = Fraction(fps)
+    if size[0] % 2 or size[1] % 2:
+        raise ValueError(f"size {size}: width and height must be even (yuv420p)")
+    fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(100_000)
     if timestamps is not None:
         n_frames = len(timestamps)
     with av.open(str(path), "w") as out:

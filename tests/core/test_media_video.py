@@ -61,6 +61,24 @@ def test_round_trip_ntsc_with_audio(tmp_path):
     assert no_temp_files(tmp_path)
 
 
+@pytest.mark.parametrize("ext", ["mkv", "webm"])
+def test_container_rounded_rates_snap_back(tmp_path, ext):
+    fps = Fraction(60000, 1001)  # MKV/WebM store 1 ms ticks: ffmpeg reads 19001/317
+    codec = "libvpx-vp9" if ext == "webm" else "libx264"
+    src = make_test_video(tmp_path / f"c.{ext}", n_frames=6, fps=fps, with_audio=False,
+                          codec=codec)
+    with VideoReader(src) as r:
+        assert r.fps == fps and not r.is_vfr
+    assert media_video._snap_rate(Fraction(19001, 317)) == fps
+    assert media_video._snap_rate(Fraction(25)) == 25
+    assert media_video._snap_rate(Fraction(2997, 100)) == Fraction(30000, 1001)  # "29.97"
+    assert media_video._snap_rate(Fraction(25, 2)) == Fraction(25, 2)  # not standard: kept
+    assert VideoWriter(tmp_path / "w.mp4", 23.976).fps == Fraction(24000, 1001)
+    odd = VideoWriter(tmp_path / "w.mp4", Fraction(999983, 1000))  # time base must fit 32 bits
+    assert odd.time_base.denominator < 2**31 and (1 / (odd.fps * odd.time_base)).denominator == 1
+    assert VideoWriter(tmp_path / "w.mp4", "30000/1001").fps == Fraction(30000, 1001)
+
+
 def test_vfr_timestamps_preserved(tmp_path):
     ts = [0.0, 0.04, 0.1, 0.13, 0.3, 0.35, 0.5, 0.52]
     src = make_test_video(tmp_path / "vfr.mkv", timestamps=ts, fps=25)
@@ -219,3 +237,55 @@ def test_frames_from_start_and_second_pass(tmp_path):
         tail = [t for _, t in r.frames(start=1.5)]
     assert first == again and len(first) == 20
     assert tail == pytest.approx([1.5, 1.6, 1.7, 1.8, 1.9])
+
+
+def test_display_rotation_applied(tmp_path):
+    p = tmp_path / "phone.mp4"
+    with av.open(str(p), "w") as out:  # a 64x32 clip tagged "rotate 90 degrees to display"
+        s = out.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+        s.set_display_rotation(90)
+        stored = np.zeros((32, 64, 3), np.uint8)
+        stored[:8, :8] = 255  # white block top-left as stored
+        for _ in range(2):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode(None):
+            out.mux(pkt)
+    with VideoReader(p) as r:
+        assert r.rotation == 90 and (r.width, r.height) == (32, 64)
+        frame, _ = next(iter(r))
+    # 90 degrees counter-clockwise (what ffmpeg and players show): block ends bottom-left
+    assert frame.shape == (64, 32, 3)
+    assert frame[60, 3].min() > 200 and frame[3, 3].max() < 60
+    with VideoReader(p, autorotate=False) as raw:
+        assert (raw.width, raw.height) == (64, 32) and next(iter(raw))[0].shape == (32, 64, 3)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p10le", "yuv444p"])
+def test_other_pixel_formats(tmp_path, pix_fmt):
+    out = tmp_path / "p.mp4"
+    with VideoWriter(out, 24, pix_fmt=pix_fmt, preset="ultrafast") as w:
+        for i in range(3):
+            w.write(pattern_frame(i))
+    with VideoReader(out) as r:
+        assert r._stream.codec_context.pix_fmt == pix_fmt and r.frame_count == 3
+        f, _ = next(iter(r))
+    assert np.abs(f.astype(int) - pattern_frame(0)).mean() < 4
+
+
+def test_outputs_are_faststart_and_sources_protected(tmp_path):
+    src = make_test_video(tmp_path / "src.mp4", n_frames=4, fps=24)
+    for audio in (None, src):
+        out = tmp_path / f"fs_{audio is None}.mp4"
+        with VideoWriter(out, 24, audio_from=audio, preset="ultrafast") as w:
+            for f, _ in VideoReader(src):
+                w.write(f)
+        data = out.read_bytes()
+        assert data.find(b"moov") < data.find(b"mdat")  # index first: streams in a browser
+    before = src.read_bytes()
+    for kwargs in ({"audio_from": src}, {"protect": [src]}):
+        with pytest.raises(StudioError) as ei:
+            VideoWriter(tmp_path / "." / "src.mp4", 24, **kwargs)
+        assert ei.value.key == "media.overwrite_source"
+    assert src.read_bytes() == before
