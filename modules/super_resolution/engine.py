@@ -168,7 +168,8 @@ class Upscaler:
         while True:
             try:
                 run_tiled(self._forward, rgb, self.scale, tile, out, overlap=overlap, pad=pad,
-                          device=self.device, dtype=self.dtype, should_stop=should_stop, on_tile=on_tile)
+                          device=self.device, dtype=self.dtype, should_stop=should_stop, on_tile=on_tile,
+                          align=self.spec.unshuffle)
                 return tile
             except NonFinite:
                 # fp16 overflowed: bf16 has fp32's range; fp32 where bf16 is not supported

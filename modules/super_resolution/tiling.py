@@ -31,16 +31,21 @@ class NonFinite(Exception):
     """A half-precision pass overflowed (inf/NaN): the caller retries in a wider type."""
 
 
-def grid(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+def grid(length: int, tile: int, overlap: int, align: int = 1) -> tuple[int, list[int]]:
     """(tile size, origins) along one axis: the fewest tiles of at most `tile` pixels that
     overlap by at least `overlap`, all the same size and evenly spread (no last tile that
-    mostly repeats its neighbour, which is where fixed grids waste work)."""
+    mostly repeats its neighbour, which is where fixed grids waste work).
+
+    With `align` > 1 (`length` a multiple of it) sizes and origins are multiples of `align`,
+    so a pixel-unshuffle network folds every tile on the same 2x2/4x4 grid as the image.
+    """
     if tile >= length:
         return length, [0]
-    overlap = min(overlap, tile - 1)
+    tile = max(align, tile // align * align)
+    overlap = min(max(overlap, align), tile - align)  # >= align: rounding can never open a gap
     n = math.ceil((length - overlap) / (tile - overlap))
-    size = min(tile, math.ceil((length + (n - 1) * overlap) / n))
-    return size, [round(i * (length - size) / (n - 1)) for i in range(n)]
+    size = min(tile, math.ceil(math.ceil((length + (n - 1) * overlap) / n) / align) * align)
+    return size, [round(i * (length - size) / (n - 1) / align) * align for i in range(n)]
 
 
 def _ramps(origins: list[int], size: int, length: int, overlap: int, scale: int) -> list[torch.Tensor]:
@@ -79,17 +84,30 @@ def _flush(band: torch.Tensor, out: np.ndarray, row: int) -> None:
         b = b.mul_(255.0).add_(0.5).to(torch.uint8)
     elif out.dtype == np.uint16:
         b = b.mul_(65535.0).add_(0.5).to(torch.int32)
-    out[row:row + band.shape[1]] = b.permute(1, 2, 0).cpu().numpy()
+    rows = min(band.shape[1], out.shape[0] - row)  # an aligned run computes a few extra rows/cols
+    if rows > 0:
+        out[row:row + rows] = b[:, :rows, :out.shape[1]].permute(1, 2, 0).cpu().numpy()
 
 
 def run_tiled(model: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray, scale: int, tile: int,
               out: np.ndarray, *, overlap: int = 8, pad: int = 16, device: str = "cpu",
               dtype: torch.dtype = torch.float32, should_stop: Callable[[], bool] | None = None,
-              on_tile: Callable[[int, int], None] | None = None) -> None:
-    """Upscale `image` (H x W x C float32 in [0,1]) into `out` (H*s x W*s x C', any dtype)."""
+              on_tile: Callable[[int, int], None] | None = None, align: int = 1) -> None:
+    """Upscale `image` (H x W x C float32 in [0,1]) into `out` (H*s x W*s x C', any dtype).
+
+    `align`: the network's pixel-unshuffle fold; the image is reflect-padded to a multiple of
+    it (as the network itself would do untiled) and every tile and context window starts
+    on that grid, so tiled and untiled runs see the same folded pixels.
+    """
+    if align > 1:
+        ph, pw = -image.shape[0] % align, -image.shape[1] % align
+        if ph or pw:
+            mode = "reflect" if min(image.shape[:2]) > max(ph, pw) else "edge"
+            image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
+        pad = math.ceil(pad / align) * align
     h, w, _ = image.shape
-    th, ys = grid(h, max(1, tile), overlap)
-    tw, xs = grid(w, max(1, tile), overlap)
+    th, ys = grid(h, max(1, tile), overlap, align)
+    tw, xs = grid(w, max(1, tile), overlap, align)
     dev = torch.device(device)
     wy = [r.to(dev) for r in _ramps(ys, th, h, overlap, scale)]
     wx = [r.to(dev) for r in _ramps(xs, tw, w, overlap, scale)]

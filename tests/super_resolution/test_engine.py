@@ -22,6 +22,9 @@ def test_tile_grid_balanced_and_overlapping():
     assert grid(20, 32, 8) == (20, [0])
     size, org = grid(1080, 512, 8)
     assert size <= 512 and org[-1] + size == 1080 and all(b - a <= size - 8 for a, b in zip(org, org[1:]))
+    size, org = grid(72, 21, 0, align=4)  # unshuffle fold 4: everything on the 4-pixel grid
+    assert size % 4 == 0 and all(o % 4 == 0 for o in org) and org[-1] + size == 72
+    assert all(b - a < size for a, b in zip(org, org[1:]))  # no gap even with overlap 0
 
 
 def test_tiled_equals_untiled_at_the_seams(rrdb4):
@@ -140,3 +143,18 @@ def test_fp16_overflow_falls_back_to_a_wider_type(nearest4):
     out = up.upscale(img, tile=16, overlap=4, pad=4, on_precision=seen.append)
     assert seen == ["float32"] and up.dtype == torch.float32
     np.testing.assert_allclose(out, img.repeat(4, 0).repeat(4, 1), atol=1e-6)
+
+
+def test_tiles_stay_on_the_unshuffle_grid(tmp_path):
+    """x2 (fold 2) and x1 (fold 4) Real-ESRGAN nets: odd image and tile sizes, same result."""
+    from tests.super_resolution.conftest import lively, new_rrdb_sd
+
+    for fold in (2, 4):
+        p = tmp_path / f"fold{fold}.pth"
+        torch.save({"params_ema": lively(new_rrdb_sd(unshuffle=fold))}, p)
+        up = Upscaler.from_file(p)
+        img = np.random.default_rng(fold).random((53, 71, 3)).astype(np.float32)
+        whole = up.upscale(img, tile=4096)
+        tiled = up.upscale(img, tile=21, overlap=6, pad=16)
+        assert whole.shape == (53 * 4 // fold, 71 * 4 // fold, 3) and whole.std() > 0.02
+        assert np.abs(whole - tiled).max() < 1e-3
