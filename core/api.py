@@ -8,6 +8,7 @@ after an id, metrics, artifacts), stop, resume, delete.
 from __future__ import annotations
 
 import re
+import json
 import secrets
 import shutil
 import sqlite3
@@ -105,7 +106,11 @@ def create_api(ctx, auth: tuple[str, str] | None = None) -> FastAPI:
             raise HTTPException(422, [{"loc": ["body", "kind"], "msg": ctx.t("jobs.unknown_kind", kind=body.kind),
                                        "type": "value_error"}])
         try:
-            job_id = ctx.jobs.create(body.kind, body.params)
+            # Strict JSON validation: a REST client sending `false` for an int or "3" for a
+            # number is told so (422) rather than silently coerced, as the schema promises.
+            model = ctx.jobs.kinds[body.kind].params
+            params = model.model_validate_json(json.dumps(body.params), strict=True)
+            job_id = ctx.jobs.create(body.kind, params)
         except ValidationError as exc:
             raise HTTPException(422, [{"loc": ["body", "params", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                                       for e in exc.errors(include_url=False, include_input=False)])
