@@ -20,8 +20,9 @@ def read_params(arg: str | None) -> dict:
     return json.loads(text)
 
 
-def run_job_foreground(ctx, kind: str, params: dict, out=sys.stderr) -> int:
+def run_job_foreground(ctx, kind: str, params: dict, out=None) -> int:
     """Submit, stream logs until final; returns 0 completed, 1 failed, 130 stopped."""
+    out = out or sys.stderr  # looked up now: tests and shells swap sys.stderr
     try:
         job_id = ctx.jobs.submit(kind, params)
     except KeyError:
@@ -57,3 +58,36 @@ def run_job_foreground(ctx, kind: str, params: dict, out=sys.stderr) -> int:
                 print(ctx.t("cli.stopping"), file=out, flush=True)
     finally:
         ctx.close()
+
+
+def run_direct(ctx, kind: str, params, run, verbose: bool = True, out=None) -> tuple[int, dict | None]:
+    """Run an engine in this thread with a ConsoleJob (no runner, no store): Ctrl+C asks
+    for a stop (a second one aborts), a StudioError prints its translated message.
+
+    Returns (exit code, result): 0 done, 1 failed, 3 stopped.
+    """
+    import signal
+
+    from core.jobs import ConsoleJob
+
+    out = out or sys.stderr
+
+    job = ConsoleJob(kind, params, workdir=ctx.path("OUTPUTS_DIR") / "cli", t=ctx.t, verbose=verbose)
+    job.workdir.mkdir(parents=True, exist_ok=True)
+
+    def on_sigint(_sig, _frame):
+        if job.should_stop():
+            raise KeyboardInterrupt
+        print(ctx.t("cli.stopping"), file=out, flush=True)
+        job.request_stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = run(job, params, ctx)
+    except StudioError as exc:
+        print(exc.render(ctx.t), file=out)
+        return 1, None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        ctx.models.release(job.id)
+    return (3 if job.should_stop() else 0), result

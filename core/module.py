@@ -40,3 +40,23 @@ class Module:
     job_kinds: list[JobKind] = field(default_factory=list)
     # Extra REST routes (e.g. classifier predict); mounted under /api by the shell.
     api_router: Callable[["StudioContext"], "APIRouter"] | None = None
+
+
+def lazy(target: str) -> Callable[..., Any]:
+    """`lazy("pkg.mod:func")`: a callable importing `func` on first call.
+
+    Lets a module's `__init__` name its engines and UI without importing torch at startup.
+    """
+    module_name, attr = target.split(":")
+    cache: dict[str, Callable[..., Any]] = {}
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        fn = cache.get("fn")
+        if fn is None:
+            import importlib
+
+            fn = cache["fn"] = getattr(importlib.import_module(module_name), attr)
+        return fn(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = attr
+    return call

@@ -57,8 +57,9 @@ class JobPanel:
         # Set to "<job id>:<status>" once the followed job is final; tabs hook `.change` on it
         # to refresh what the job produced (e.g. a model list).
         self.finished = gr.Textbox(visible=False)
-        self.timer = gr.Timer(poll_s)
-        self.views = [self.status, self.log, self.chart, self.gallery, self.files, self.finished]
+        # Polls only while the followed job is pending/running: an idle tab sends nothing.
+        self.timer = gr.Timer(poll_s, active=False)
+        self.views = [self.status, self.log, self.chart, self.gallery, self.files, self.finished, self.timer]
         self.timer.tick(self.refresh, inputs=self.job_id, outputs=self.views, show_progress="hidden")
         self.job_id.change(self.refresh, inputs=self.job_id, outputs=self.views, show_progress="hidden")
         self.stop_btn.click(self.stop, inputs=self.job_id, outputs=self.status)
@@ -98,7 +99,7 @@ class JobPanel:
         store, t = self.ctx.store, self.ctx.t
         row = store.get_job(job_id) if job_id else None
         if row is None:
-            return t("panel.no_job"), "", None, [], None, ""
+            return t("panel.no_job"), "", None, [], None, "", gr.Timer(active=False)
         final = f"{job_id}:{row['status']}" if row["status"] not in ACTIVE else ""
         status = status_markdown(row, t, self.ctx.jobs.queue_position(job_id))
         logs = format_logs(*store.tail_logs(job_id))
@@ -106,7 +107,7 @@ class JobPanel:
         previews = [a["path"] for a in store.artifacts(job_id, "preview")][-12:]
         outs = [a["path"] for a in store.artifacts(job_id) if a["kind"] != "preview"]
         outs = [p for p in outs if _exists(p)][-50:] or None
-        return status, logs, chart, previews, outs, final
+        return status, logs, chart, previews, outs, final, gr.Timer(active=not final)
 
 
 def _exists(path: str) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 
 from pydantic import ValidationError
@@ -97,8 +96,6 @@ def _list_models(ctx) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from core.context import build_context
-    from core.errors import StudioError
-    from core.jobs import ConsoleJob
     from modules.frame_interpolation.jobs import run_interpolate_pair, run_interpolate_video
 
     a = _parser().parse_args(argv)
@@ -112,26 +109,13 @@ def main(argv: list[str] | None = None) -> int:
             for err in exc.errors():
                 print(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}", file=sys.stderr)
             return 2
-        job = ConsoleJob(kind, params, workdir=ctx.path("OUTPUTS_DIR") / "cli", t=ctx.t, verbose=not a.quiet)
-        job.workdir.mkdir(parents=True, exist_ok=True)
+        from core.cli import run_direct
 
-        def on_sigint(_sig, _frame):
-            if job.should_stop():
-                raise KeyboardInterrupt
-            job.request_stop()
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
-        try:
-            run = run_interpolate_video if kind == "rife.interpolate_video" else run_interpolate_pair
-            result = run(job, params, ctx)
-        except StudioError as exc:
-            print(exc.render(ctx.t), file=sys.stderr)
-            return 1
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            ctx.models.release(job.id)
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-        return 0
+        run = run_interpolate_video if kind == "rife.interpolate_video" else run_interpolate_pair
+        code, result = run_direct(ctx, kind, params, run, verbose=not a.quiet)
+        if result is not None:
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+        return code
     finally:
         ctx.close()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from pydantic import ValidationError
 
 def main(argv: list[str] | None = None) -> int:
     from core.context import build_context
-    from core.errors import StudioError
-    from core.jobs import ConsoleJob
     from modules.super_resolution.batch import list_models
     from modules.super_resolution.params import UpscaleParams
 
@@ -63,26 +60,13 @@ def main(argv: list[str] | None = None) -> int:
             for err in exc.errors():
                 print(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}", file=sys.stderr)
             return 2
-        job = ConsoleJob("sr.upscale", params, workdir=ctx.path("OUTPUTS_DIR") / "cli", t=t, verbose=not a.quiet)
-        job.workdir.mkdir(parents=True, exist_ok=True)
-
-        def on_sigint(_sig, _frm):
-            if job.should_stop():
-                raise KeyboardInterrupt
-            job.request_stop()
-
+        from core.cli import run_direct
         from modules.super_resolution.batch import run_upscale
 
-        previous = signal.signal(signal.SIGINT, on_sigint)
-        try:
-            result = run_upscale(job, params, ctx)
-        except StudioError as exc:
-            print(exc.render(t), file=sys.stderr)
-            return 1
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-        return 3 if result.get("stopped") else 0
+        code, result = run_direct(ctx, "sr.upscale", params, run_upscale, verbose=not a.quiet)
+        if result is not None:
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+        return code
     finally:
         ctx.close()
 

@@ -25,7 +25,7 @@ def test_follow_reload_stop_and_jobs_tab(bare_ctx, tmp_path):
     shots = screenshot_dir(tmp_path)
     loop_module.install(bare_ctx)
     with running_studio(bare_ctx) as url, browser_page() as page:
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="load")
         open_loop_tab(page)
         page.locator("#loop-start").click()
         box = job_id_box(page)
@@ -34,7 +34,7 @@ def test_follow_reload_stop_and_jobs_tab(bare_ctx, tmp_path):
         log = page.locator(".cb-job-log textarea").first
         page.wait_for_function("el => /loop step [3-9]/.test(el.value)", arg=log.element_handle(), timeout=30_000)
 
-        page.reload(wait_until="networkidle")  # re-attach after a reload
+        page.reload(wait_until="load")  # re-attach after a reload
         open_loop_tab(page)
         box = job_id_box(page)
         page.wait_for_function("(args) => args[0].value === args[1]", arg=[box.element_handle(), jid],

@@ -18,7 +18,7 @@ def tab_names(ctx, lang):
 def test_every_tab_opens(ctx, lang, tmp_path):
     DOCS = screenshot_dir(tmp_path)
     with running_studio(ctx) as url, browser_page(locale="fr-FR" if lang == "fr" else "en-US") as page:
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="load")
         page.get_by_text(load_locale(lang)["app.title"]).first.wait_for(timeout=30_000)
         names = tab_names(ctx, lang)
         for name in names:

@@ -18,7 +18,7 @@ def test_pair_from_the_browser(ctx, tmp_path):
     Image.fromarray(scene(4)).save(b)
     en = load_locale("en")
     with running_studio(ctx) as url, browser_page() as page:
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="load")
         page.get_by_role("tab", name=en["rife.title"]).click()
         page.get_by_role("tab", name=en["rife.ui.tab_pair"]).click()
         page.locator("#rife-image-a input[type=file]").set_input_files(str(a))
