@@ -69,7 +69,7 @@ def load_backbone(ref: str, class_names: list[str], ctx=None) -> tuple[Any, dict
     try:
         old = AutoConfig.from_pretrained(where)
         model = AutoModelForImageClassification.from_pretrained(
-            where, num_labels=len(class_names), id2label=id2label, label2id={c: i for i, c in id2label.items()},
+            where, id2label=id2label, label2id={c: i for i, c in id2label.items()},
             ignore_mismatched_sizes=True, use_safetensors=None)
     except OSError as exc:
         raise StudioError("clf.backbone_missing", name=ref,

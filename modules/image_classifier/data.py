@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import StudioError
-from modules.image_classifier._media import is_image_file, list_images, load_image
+from core.media import is_image_file, list_images, load_image
 
 SPLITS = ("train", "val", "test")
 
@@ -131,8 +131,10 @@ class ImageCache:
         self.ok = np.zeros(count, dtype=bool)
 
     def fill(self, files: list[Path], should_stop: Callable[[], bool],
-             progress: Callable[[int, int], None], workers: int = 4) -> list[tuple[Path, str]]:
-        """Decode every file; returns [(path, reason)] of unreadable ones (skipped)."""
+             progress: Callable[[int, int], None], workers: int = 4,
+             t: Callable[..., str] | None = None) -> list[tuple[Path, str]]:
+        """Decode every file; returns [(path, reason)] of unreadable ones (skipped).
+        `t` renders the media error messages (core.i18n.Translator)."""
         bad: list[tuple[Path, str]] = []
 
         def work(i: int) -> tuple[int, str | None]:
@@ -140,7 +142,7 @@ class ImageCache:
                 self.array[i] = prepare_image(load_image(files[i], mode="RGB"), self.base)
                 return i, None
             except StudioError as exc:
-                return i, exc.key
+                return i, exc.render(t) if t is not None else exc.key
             except Exception as exc:  # noqa: BLE001 - any decode failure = skip this file
                 return i, f"{type(exc).__name__}: {exc}"[:200]
 

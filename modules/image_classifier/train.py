@@ -73,23 +73,19 @@ def _improved(monitor: str, value: float, best: float | None) -> bool:
 
 
 def run_train(job, params: TrainParams, ctx) -> dict:
+    try:
+        return _run_train(job, params, ctx)
+    finally:  # the decoded-image cache is scratch: never leave gigabytes behind
+        shutil.rmtree(job.workdir / "cache", ignore_errors=True)
+
+
+def _run_train(job, params: TrainParams, ctx) -> dict:
     t = job.t
     out = _output_folder(ctx, params)
     preset = params.preset_obj()
     scan = scan_image_folder(params.data_dir)
     job.info(t("clf.log.classes", n=len(scan.class_names),
                counts=", ".join(f"{c}: {n}" for c, n in scan.counts.items())))
-
-    # -- split (saved with the run, reused on resume) ------------------------------
-    split_file = out / "split.json"
-    if params.resume and split_file.is_file():
-        split, missing = load_split(split_file, scan)
-        if missing:
-            job.warning(t("clf.log.split_missing", n=len(missing), first=missing[0]))
-    else:
-        split = stratified_split(scan.labels, params.val_ratio, params.test_ratio, params.seed)
-        save_split(split_file, scan, split, params.seed)
-    job.artifact(split_file, "split")
 
     # -- model and preprocessing -------------------------------------------------------
     backbone_ref = params.backbone.strip() or preset.backbone
@@ -103,7 +99,8 @@ def run_train(job, params: TrainParams, ctx) -> dict:
 
     # -- decode once into the cache ------------------------------------------------------
     cache = ImageCache(job.workdir / "cache" / "images.npy", len(scan.files), pre["resize"])
-    bad = cache.fill(scan.files, job.should_stop, lambda d, n: job.progress(d, n, t("clf.progress.decode")))
+    bad = cache.fill(scan.files, job.should_stop, lambda d, n: job.progress(d, n, t("clf.progress.decode")),
+                     t=t)
     if bad:
         (out / "bad_images.txt").write_text("\n".join(f"{p}\t{r}" for p, r in bad), encoding="utf-8")
         job.warning(t("clf.log.bad_images", n=len(bad), file=str(out / "bad_images.txt")))
@@ -111,6 +108,19 @@ def run_train(job, params: TrainParams, ctx) -> dict:
             job.warning(f"  {p}: {reason}")
     if job.should_stop():
         return {"stopped": True, "model_dir": None}
+    # -- split of the readable images (saved with the run, reused on resume) ------------
+    split_file = out / "split.json"
+    if params.resume and split_file.is_file():
+        split, missing = load_split(split_file, scan)
+        if missing:
+            job.warning(t("clf.log.split_missing", n=len(missing), first=missing[0]))
+    else:
+        readable = np.flatnonzero(cache.ok)
+        sub = stratified_split([scan.labels[i] for i in readable], params.val_ratio, params.test_ratio, params.seed)
+        split = {s: [int(readable[i]) for i in idx] for s, idx in sub.items()}
+        save_split(split_file, scan, split, params.seed)
+    job.artifact(split_file, "split")
+
     split = {s: [i for i in idx if cache.ok[i]] for s, idx in split.items()}
     labels = np.asarray(scan.labels, dtype=np.int64)
     for s in ("train", "val"):
@@ -244,7 +254,6 @@ def run_train(job, params: TrainParams, ctx) -> dict:
     finally:
         tracker.close()
         model.to("cpu")
-        del cache
 
 
 def _save_state(out: Path, model, opt, sched, epoch: int, step: int, best, best_epoch: int, bad_epochs: int) -> None:
