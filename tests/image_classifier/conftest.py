@@ -76,7 +76,7 @@ def color_data(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("data") / "colors")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_resnet, color_data):
     """(ctx, job row, model folder) of one completed clf.train job, MLflow on (file store)."""
     from core.context import build_context
