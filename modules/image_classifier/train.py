@@ -231,7 +231,7 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
         for name, rep in reports.items():
             job.info(t("clf.log.report", split=t(f"clf.split.{name}"), acc=f"{rep['accuracy']:.3f}") + "\n"
                      + format_report(rep))
-            job.artifact(out / rep["confusion_png"], "image")
+            job.preview(out / rep["confusion_png"])  # shows in the JobPanel gallery
             tracker.log_metrics(step, **{f"{name}_final_acc": rep["accuracy"], f"{name}_macro_f1": rep["macro"]["f1"]})
         write_json(out / "metrics.json", reports)
         meta["metrics"] = {k: {"accuracy": v["accuracy"], "macro_f1": v["macro"]["f1"]} for k, v in reports.items()}

@@ -61,7 +61,7 @@ def test_training_learns_and_saves(trained):
     assert cfg["id2label"] == {"0": "blue", "1": "red"}
     assert (out / "model.safetensors").is_file() and (out / "state" / "last.pt").is_file()
     arts = {a["kind"] for a in ctx.store.artifacts(row["id"])}
-    assert {"model", "image", "split"} <= arts
+    assert {"model", "preview", "split"} <= arts
 
 
 def test_reloaded_model_predicts_colours(trained):
