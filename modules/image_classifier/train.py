@@ -165,7 +165,7 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
                         "batch_effective": batch, "trainable_params": trainable})
     gen = torch.Generator()
     train_idx = np.asarray(split["train"], dtype=np.int64)
-    stopped_early, t0, seen = False, time.time(), 0
+    stopped_early, seen, step_seconds = False, 0, 0.0
     try:
         for epoch in range(epoch0, params.epochs):
             gen.manual_seed(params.seed * 1000 + epoch)  # same shuffles/augmentations on resume
@@ -175,6 +175,7 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
             for b in range(steps_per_epoch):
                 if job.should_stop():
                     break
+                t_step = time.perf_counter()
                 chunk = np.sort(order[b * batch:(b + 1) * batch])
                 x = train_batch(torch.from_numpy(cache.array[chunk]).to(device), size, pre["mean"], pre["std"],
                                 params.augment, params.crop_scale_min, params.hflip, params.vflip,
@@ -192,6 +193,7 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
                 run_loss += loss.item() * len(chunk)
                 run_correct += (logits.argmax(-1) == y).sum().item()
                 run_n += len(chunk)
+                step_seconds += time.perf_counter() - t_step  # pure training throughput (no eval/saves)
                 tracker.metric(step, train_loss=loss.item(), lr=sched.get_last_lr()[0])
                 job.progress(epoch * steps_per_epoch + b + 1, total_steps,
                              t("clf.progress.train", epoch=epoch + 1, epochs=params.epochs))
@@ -218,7 +220,6 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
                 stopped_early = True
                 job.info(t("clf.log.early_stop", epochs=bad_epochs, best=best_epoch + 1))
                 break
-        train_seconds = time.time() - t0
         if not (out / "model.safetensors").is_file():
             # Stopped before the first validation: keep what was learned so far.
             meta.update(best_epoch=0, best_val_loss=None, best_val_acc=None)
@@ -239,7 +240,7 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
         result = {"model_dir": str(out), "model": params.name, "classes": scan.class_names,
                   "best_epoch": best_epoch + 1, "steps": step, "stopped": job.should_stop(),
                   "early_stopped": stopped_early, "bad_images": len(bad),
-                  "train_images_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None,
+                  "train_images_per_s": round(seen / step_seconds, 2) if step_seconds > 0 else None,
                   "metrics": meta["metrics"]}
         if params.export_onnx and not job.should_stop():
             from modules.image_classifier.onnx_io import export_classifier_onnx
