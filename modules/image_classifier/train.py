@@ -90,6 +90,8 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
     # -- model and preprocessing -------------------------------------------------------
     backbone_ref = params.backbone.strip() or preset.backbone
     model, pre_info = load_backbone(backbone_ref, scan.class_names, ctx)
+    if pre_info["fixed_size"] and params.image_size and params.image_size != pre_info["native_size"]:
+        raise StudioError("clf.fixed_size", backbone=backbone_ref, size=pre_info["native_size"])
     size = params.image_size or (pre_info["native_size"] if pre_info["fixed_size"] else preset.image_size)
     pre = preprocessing_config(size, pre_info["mean"], pre_info["std"])
     trainable = freeze_backbone(model, params.freeze_backbone)
@@ -130,6 +132,8 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
                seed=params.seed))
 
     device = ctx.models.device
+    if device != "cpu":
+        ctx.models.unload_others(job.id)  # what other tabs keep cached leaves the GPU first
     amp = ctx.models.dtype() if device.startswith("cuda") else None
     amp = amp if amp == torch.bfloat16 else None  # fp16 would need a grad scaler; bf16 or fp32 only
     model.to(device)

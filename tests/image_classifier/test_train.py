@@ -164,3 +164,23 @@ def test_existing_name_is_refused(trained, tiny_resnet, color_data):
     with pytest.raises(StudioError) as exc:
         run_train(ConsoleJob("clf.train", verbose=False), TrainParams(**train_params(color_data, tiny_resnet, "colors")), ctx)
     assert exc.value.key == "clf.exists"
+
+
+def test_vit_trains_at_its_size_and_refuses_another(bare_ctx, tmp_path, color_data):
+    from core.errors import StudioError
+    from core.jobs import ConsoleJob
+    from modules.image_classifier.params import TrainParams
+    from modules.image_classifier.train import run_train
+
+    from .conftest import save_tiny_vit
+
+    vit = save_tiny_vit(tmp_path / "vit")
+    bad = TrainParams(**train_params(color_data, vit, "v", image_size=48))
+    with pytest.raises(StudioError) as exc:
+        run_train(ConsoleJob("clf.train", workdir=tmp_path / "j0", verbose=False), bad, bare_ctx)
+    assert exc.value.key == "clf.fixed_size"
+    ok = TrainParams(**train_params(color_data, vit, "v", image_size=None, epochs=1))
+    res = run_train(ConsoleJob("clf.train", workdir=tmp_path / "j1", verbose=False), ok, bare_ctx)
+    meta = json.loads((bare_ctx.path("CLASSIFIERS_DIR") / "v" / "classifier.json").read_text())
+    assert res["steps"] > 0 and meta["preprocessing"]["size"] == 32 and meta["preprocessing"]["mean"] == [0.5] * 3
+    assert not (tmp_path / "j1" / "cache").exists()  # scratch cache removed
