@@ -55,20 +55,24 @@ def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float] =
 
 
 def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random brightness, contrast and saturation factors in [1 - s, 1 + s] per sample."""
+    """Random brightness, contrast and saturation factors in [1 - s, 1 + s] per sample.
+
+    Brightness b, then contrast c around the image's mean luminance m, then saturation s
+    around each pixel's luminance g, folded into one expression (3 passes over the batch
+    instead of ~12): out = s*b*c*x + (1-s)*b*c*g + b*m*(1-c).
+    """
     if strength <= 0:
         return x
-    b, dev = x.shape[0], x.device
-
-    def factor() -> torch.Tensor:
-        return (1 + (torch.rand(b, generator=generator) * 2 - 1) * strength).to(dev).view(b, 1, 1, 1)
-
-    x = x * factor()
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * factor() + mean
-    gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-    x = (x - gray) * factor() + gray
-    return x.clamp_(0.0, 1.0)
+    b_, dev = x.shape[0], x.device
+    f = (1 + (torch.rand(3, b_, generator=generator) * 2 - 1) * strength).to(dev, x.dtype).view(3, b_, 1, 1, 1)
+    bright, contrast, sat = f[0], f[1], f[2]
+    weights = torch.tensor([0.299, 0.587, 0.114], device=dev, dtype=x.dtype).view(1, 3, 1, 1)
+    gray = (x * weights).sum(dim=1, keepdim=True)
+    mean = gray.mean(dim=(2, 3), keepdim=True)
+    bc = bright * contrast
+    out = x * (sat * bc)
+    out.add_(gray * ((1 - sat) * bc)).add_(bright * mean * (1 - contrast))
+    return out.clamp_(0.0, 1.0)
 
 
 def train_batch(batch_u8: torch.Tensor, size: int, mean: list[float], std: list[float], augment: bool,

@@ -256,8 +256,11 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
         for rep in reports.values():
             tracker.log_artifact(out / rep["confusion_png"])
         return result
+    except BaseException:
+        tracker.close("FAILED")
+        raise
     finally:
-        tracker.close()
+        tracker.close()  # no-op after FAILED; KILLED when stopped, else FINISHED
         model.to("cpu")
 
 
