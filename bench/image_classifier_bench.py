@@ -194,7 +194,7 @@ def main() -> int:
             onnx = export_classifier_onnx(folder)
             images = [load_image(p) for p in scan.files[:64]]
             pt = Predictor(folder, "torch", args.device)
-            ort_p = Predictor(folder, "onnx", args.device)
+            ort_p = Predictor(folder, "onnx", args.device, threads=args.threads)
             rows = {"predict_b16_torch": time_predict(pt, images, 16), "predict_b16_onnx": time_predict(ort_p, images, 16),
                     "predict_b1_torch": time_predict(pt, images[:24], 1), "predict_b1_onnx": time_predict(ort_p, images[:24], 1)}
         finally:
@@ -225,12 +225,17 @@ def main() -> int:
     md = ROOT / "docs" / "bench" / "image_classifier.md"
     md.parent.mkdir(parents=True, exist_ok=True)
     tr, pr = result["train_images_per_s"], result["predict_images_per_s"]
+    cmd = f"python bench/image_classifier_bench.py --device {args.device} --size {args.size} --images {args.images}"
+    cmd += f" --threads {args.threads}" if args.threads else ""
     md.write_text(f"""# Image classifier benchmark
 
 Machine: {machine['cpu']}, {machine['cores']} cores, device `{args.device}`, torch {machine['torch']},
 onnxruntime {machine.get('onnxruntime', '-')}, load average {machine['load_avg_1min']} at the end of the run
-(other jobs shared the machine: absolute figures are low; compare within a row). Network: {result['network']}, {args.size} px, batch {args.batch},
-{args.images} JPEG images (800x600). Command: `python bench/image_classifier_bench.py --device {args.device} --size {args.size} --images {args.images}`.
+(other jobs shared the machine: compare within a table, not with other machines; on this shared
+machine single figures moved by up to ±50% between runs, the ordering of each table did not).
+torch and onnxruntime threads: {args.threads or 'default'} (on a shared 2-core machine, 2 OpenMP threads spin
+against other processes and every multi-threaded figure collapses; 1 thread keeps the comparison fair). Network: {result['network']}, {args.size} px, batch {args.batch},
+{args.images} JPEG images (800x600). Command: `{cmd}`.
 
 ## Training (images/s, higher is better)
 

@@ -30,7 +30,8 @@ def _onnx_available() -> bool:
 
 
 class Predictor:
-    def __init__(self, folder: str | Path, backend: Backend = "auto", device: str = "cpu") -> None:
+    def __init__(self, folder: str | Path, backend: Backend = "auto", device: str = "cpu", threads: int = 0) -> None:
+        """`threads`: onnxruntime intra-op threads (0 = its default, one per core)."""
         self.folder = Path(folder)
         self.meta = read_meta(self.folder)
         self.class_names: list[str] = list(self.meta["class_names"])
@@ -48,7 +49,10 @@ class Predictor:
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") \
                 else ["CPUExecutionProvider"]
             providers = [p for p in providers if p in ort.get_available_providers()]
-            self.session = ort.InferenceSession(str(onnx_file), providers=providers)
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = int(threads)
+            self.session = ort.InferenceSession(str(onnx_file), opts, providers=providers)
             self.model = None
         else:
             self.model, _ = load_classifier(self.folder)
