@@ -6,9 +6,9 @@ inside the graph, so every runtime gives the same numbers). The batch axis is dy
 The export is written to a temp name, verified on a batch of 3, and only then renamed to
 `model.onnx`; the check result lands in classifier.json.
 
-(A shared `core/onnx_export.py` was planned on the style branch; it had not landed when
-this was written, so this export is the module's own. It is small on purpose: one
-wrapper module, the legacy TorchScript exporter, which needs no onnxscript.)
+The shared `core/onnx_export.py` (style branch) is used when present; until it is merged
+here, the same TorchScript exporter (no onnxscript needed) is called directly. Either
+way the batch-3 onnxruntime check below decides whether the file is kept.
 """
 from __future__ import annotations
 
@@ -31,6 +31,22 @@ class _WithSoftmax(torch.nn.Module):
         return self.model(pixel_values=pixel_values).logits.softmax(-1)
 
 
+def _export(wrapper: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, tolerance: float) -> None:
+    """The shared `core.onnx_export` when this branch has it, else the plain exporter."""
+    axes = {"pixel_values": {0: "batch"}, "probabilities": {0: "batch"}}
+    try:
+        from core.onnx_export import export_onnx
+    except ImportError:
+        export_onnx = None
+    if export_onnx is not None:
+        export_onnx(wrapper, example, path, input_names=["pixel_values"], output_names=["probabilities"],
+                    dynamic_axes=axes, opset=opset, atol=tolerance, rtol=0.0)
+        return
+    with torch.no_grad():
+        torch.onnx.export(wrapper, (example,), str(path), input_names=["pixel_values"],
+                          output_names=["probabilities"], opset_version=opset, dynamo=False, dynamic_axes=axes)
+
+
 def export_classifier_onnx(folder: str | Path, opset: int = 17, tolerance: float = 1e-4, job=None) -> dict:
     """Export `folder`'s model to `folder/model.onnx`; returns the check figures."""
     try:
@@ -45,10 +61,7 @@ def export_classifier_onnx(folder: str | Path, opset: int = 17, tolerance: float
     tmp = folder / ".model.onnx.tmp"
     t0 = time.time()
     try:
-        with torch.no_grad():
-            torch.onnx.export(wrapper, (example,), str(tmp), input_names=["pixel_values"],
-                              output_names=["probabilities"], opset_version=opset, dynamo=False,
-                              dynamic_axes={"pixel_values": {0: "batch"}, "probabilities": {0: "batch"}})
+        _export(wrapper, example, tmp, opset, tolerance)
     except Exception as exc:  # noqa: BLE001 - an exporter failure is reported, the model stays
         tmp.unlink(missing_ok=True)
         raise StudioError("clf.onnx_failed", error=f"{type(exc).__name__}: {exc}"[:300]) from exc
