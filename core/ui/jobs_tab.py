@@ -63,7 +63,8 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
     with gr.Row():
         params = gr.JSON(label=i18n("jobs.params"))
         chart = gr.LinePlot(x="step", y="value", color="series", label=i18n("panel.chart"), height=260)
-    log = gr.Textbox(label=i18n("panel.log"), lines=16, max_lines=30, interactive=False)
+    log = gr.Textbox(label=i18n("panel.log"), lines=16, max_lines=30, interactive=False,
+                     elem_classes=["cb-jobs-log"])
     with gr.Row():
         previews = gr.Gallery(label=i18n("panel.previews"), columns=6, height=220)
         outputs = gr.File(label=i18n("panel.outputs"), file_count="multiple", interactive=False)

@@ -95,8 +95,10 @@ def test_cpu_job_runs_beside_gpu_job(bare_ctx):
 
 def test_cancel_queued_job_removes_it_from_queue(bare_ctx):
     a = bare_ctx.jobs.submit("t.a", {}, looping(n=10_000, dt=0.01), gpu=True)
+    while a not in bare_ctx.jobs.running():
+        time.sleep(0.01)
     b = bare_ctx.jobs.submit("t.b", {}, looping(n=5, dt=0.0), gpu=True)
-    assert b in bare_ctx.jobs.queued()
+    assert b in bare_ctx.jobs.queued() and bare_ctx.jobs.queue_position(b) == 1
     assert bare_ctx.jobs.stop(b) == "cancelled"
     assert b not in bare_ctx.jobs.queued()
     bare_ctx.jobs.stop(a)

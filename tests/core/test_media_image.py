@@ -1,7 +1,6 @@
-"""Image IO: a table of nasty files (generated here), atomic saving, safe paths."""
+"""Image loading: a table of nasty files (all generated here), 16-bit, alpha, EXIF."""
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from pathlib import Path
@@ -53,6 +52,17 @@ def test_exif_rotated_jpeg_is_upright(tmp_path):
     assert arr.shape == (40, 20, 3) and info["bits"] == 8
 
 
+def test_image_size_from_header_counts_exif_rotation(tmp_path):
+    p = tmp_path / "rot.jpg"
+    _jpeg_with_orientation(p, 6)
+    assert media.image_size(p) == (20, 40)
+    _jpeg_with_orientation(p, 3)
+    assert media.image_size(p) == (40, 20)
+    with pytest.raises(StudioError) as ei:
+        media.image_size(_text(tmp_path))
+    assert ei.value.key == "media.not_image"
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_array_orientation_matches_pillow(orientation, tmp_path):
     from PIL import ImageOps
@@ -71,7 +81,8 @@ def test_cmyk_jpeg_gives_expected_rgb(tmp_path):
     cmyk = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # pure red in CMYK
     cmyk.paste((0, 0, 0, 128), (0, 8, 16, 16))           # 50% grey at the bottom
     cmyk.save(p, quality=100)
-    assert Image.open(p).mode == "CMYK"
+    with Image.open(p) as raw:
+        assert raw.mode == "CMYK"
     a = np.asarray(media.load_image(p)).astype(int)
     assert a.shape == (16, 16, 3)
     assert np.abs(a[2, 2] - (255, 0, 0)).max() <= 6
@@ -110,6 +121,53 @@ def test_16bit_rgba_png_round_trip(tmp_path):
     assert np.array_equal(np.round(arr * 65535).astype(np.uint16), a16)
     rgb = media.load_image(p, mode="RGBA")
     assert rgb.mode == "RGBA" and rgb.size == (40, 24)
+
+
+def _tiff16(path: Path, a: np.ndarray) -> None:
+    """An uncompressed little-endian 16-bit RGB TIFF written by hand (no library involved)."""
+    h, w, _ = a.shape
+    data = a.astype("<u2").tobytes()
+    n_tags = 10
+    bps_off = 8 + 2 + 12 * n_tags + 4
+    pix_off = bps_off + 6
+    tags = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 3, bps_off), (259, 3, 1, 1),
+            (262, 3, 1, 2), (273, 4, 1, pix_off), (277, 3, 1, 3), (278, 4, 1, h),
+            (279, 4, 1, len(data)), (284, 3, 1, 1)]
+    ifd = struct.pack("<H", n_tags) + b"".join(
+        struct.pack("<HHII", tag, typ, cnt, val) if typ == 4 or cnt > 1 else
+        struct.pack("<HHIHH", tag, typ, cnt, val, 0) for tag, typ, cnt, val in tags)
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+                     + struct.pack("<HHH", 16, 16, 16) + data)
+
+
+def test_16bit_rgb_tiff_keeps_precision_and_round_trips(tmp_path):
+    rng = np.random.default_rng(4)
+    a16 = rng.integers(0, 65536, size=(10, 14, 3), dtype=np.uint16)
+    p = tmp_path / "deep.tif"
+    _tiff16(p, a16)
+    assert media.load_image(p).size == (14, 10)  # Pillow reads it (as 8-bit)
+    arr, info = media.load_image_array(p)
+    assert info["bits"] == 16 and arr.shape == (10, 14, 3)
+    assert np.array_equal(np.round(arr * 65535).astype(np.uint16), a16)
+    out = media.save_image(arr, tmp_path / "out.tiff", bits=16)
+    again, info2 = media.load_image_array(out)
+    assert info2["bits"] == 16 and np.array_equal(np.round(again * 65535).astype(np.uint16), a16)
+
+
+def test_16bit_png_with_exif_rotation(tmp_path):
+    a16 = (np.arange(6 * 4 * 3, dtype=np.uint16).reshape(4, 6, 3) * 700 + 1)
+    plain = tmp_path / "plain.png"
+    media.save_image(a16, plain, bits=16)
+    # add an eXIf chunk (orientation 8) before IEND, as cameras/phones do
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    data = plain.read_bytes()
+    rotated = tmp_path / "rot.png"
+    rotated.write_bytes(data[:-12] + _png_chunk(b"eXIf", exif.tobytes()[6:]) + data[-12:])
+    arr, info = media.load_image_array(rotated)
+    assert info["bits"] == 16 and arr.shape == (6, 4, 3)
+    assert np.array_equal(np.round(arr * 65535).astype(np.uint16), np.rot90(a16, 1))
+    assert media.load_image(rotated).size == (4, 6)
 
 
 def test_palette_with_transparency_gives_alpha(tmp_path):
@@ -209,125 +267,3 @@ def test_pixel_cap_is_configurable(tmp_path):
         media.load_image(p, max_pixels=5000)
     assert ei.value.key == "media.too_large"
     assert media.load_image(p, max_pixels=10000).size == (100, 100)
-
-
-# ----------------------------------------------------------------- saving
-
-@pytest.mark.parametrize("ext,fmt", [(".png", "PNG"), (".jpg", "JPEG"), (".webp", "WEBP"),
-                                     (".tif", "TIFF"), (".bmp", "BMP")])
-def test_save_picks_format_from_extension(ext, fmt, tmp_path):
-    a = np.zeros((10, 12, 4), np.float32)
-    a[..., 0] = 1.0
-    a[..., 3] = 1.0
-    out = media.save_image(a, tmp_path / f"x{ext}")
-    with Image.open(out) as im:
-        assert im.format == fmt and im.size == (12, 10)
-        assert np.asarray(im.convert("RGB"))[5, 5, 0] > 240
-    assert [f.name for f in tmp_path.iterdir()] == [f"x{ext}"]  # no temp file left
-
-
-def test_save_jpeg_quality_and_rgba_flattened(tmp_path):
-    rng = np.random.default_rng(3)
-    a = rng.integers(0, 255, (64, 64, 4), dtype=np.uint8)
-    lo = media.save_image(a, tmp_path / "lo.jpg", quality=30).stat().st_size
-    hi = media.save_image(a, tmp_path / "hi.jpg", quality=95).stat().st_size
-    assert lo < hi
-
-
-def test_save_refuses_to_overwrite_source(tmp_path):
-    src = tmp_path / "in.png"
-    Image.new("RGB", (4, 4), (1, 2, 3)).save(src)
-    before = src.read_bytes()
-    with pytest.raises(StudioError) as ei:
-        media.save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "." / "in.png", protect=src)
-    assert ei.value.key == "media.overwrite_source"
-    assert src.read_bytes() == before
-    with pytest.raises(StudioError):
-        media.save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.gif")
-    with pytest.raises(StudioError):
-        media.save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.jpg", bits=16)
-
-
-def test_atomic_path_crash_keeps_original(tmp_path):
-    target = tmp_path / "out.png"
-    target.write_bytes(b"original")
-    with pytest.raises(RuntimeError):
-        with media.atomic_path(target) as tmp:
-            tmp.write_bytes(b"half written")
-            assert tmp.parent == target.parent and tmp != target
-            raise RuntimeError("crash mid-write")
-    assert target.read_bytes() == b"original"
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["out.png"]
-    with media.atomic_path(target) as tmp:
-        tmp.write_bytes(b"new")
-    assert target.read_bytes() == b"new"
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["out.png"]
-
-
-def test_save_crash_inside_encoder_keeps_original(tmp_path, monkeypatch):
-    target = tmp_path / "keep.png"
-    Image.new("RGB", (4, 4), (9, 9, 9)).save(target)
-    before = target.read_bytes()
-
-    def boom(self, fp, *a, **k):
-        Path(fp).write_bytes(b"partial")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(Image.Image, "save", boom)
-    with pytest.raises(OSError):
-        media.save_image(np.zeros((4, 4, 3), np.uint8), target)
-    assert target.read_bytes() == before
-    assert [f.name for f in tmp_path.iterdir()] == ["keep.png"]
-
-
-# ----------------------------------------------------------------- listing and paths
-
-def test_list_images_sorted_skips_hidden_and_non_images(tmp_path):
-    for rel in ["b/img10.png", "b/img2.png", "a.jpg", "notes.txt", ".hidden.png",
-                ".cache/x.png", "c/d/e.webp", "README"]:
-        f = tmp_path / rel
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_bytes(b"x")
-    got = [p.relative_to(tmp_path).as_posix() for p in media.list_images(tmp_path)]
-    assert got == ["a.jpg", "b/img2.png", "b/img10.png", "c/d/e.webp"]
-    flat = [p.name for p in media.list_images(tmp_path, recursive=False)]
-    assert flat == ["a.jpg"]
-    assert media.is_image_file(tmp_path / "a.jpg") and not media.is_image_file(tmp_path / "notes.txt")
-
-
-@pytest.mark.parametrize("text,want", [
-    ("my image.png", "my image.png"),
-    ("../../etc/passwd", "_._etc_passwd"),
-    ("/abs/path", "_abs_path"),
-    ("a\x00b", "a_b"),
-    ("..", "untitled"),
-    ("CON", "_CON"),
-    ('a<b>c:d"e|f?g*h', "a_b_c_d_e_f_g_h"),
-    ("", "untitled"),
-])
-def test_safe_name(text, want):
-    got = media.safe_name(text)
-    assert got == want
-    assert "/" not in got and "\\" not in got and "\x00" not in got and ".." not in got
-
-
-def test_safe_name_length_in_bytes():
-    got = media.safe_name("é" * 500)
-    assert len(got.encode("utf-8")) <= 200 and got
-
-
-@pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd", "a\x00b"])
-def test_resolve_inside_rejects_escape(bad, tmp_path):
-    with pytest.raises(StudioError) as ei:
-        media.resolve_inside(tmp_path, bad)
-    assert ei.value.key == "media.outside_root"
-
-
-def test_resolve_inside_accepts_and_follows_symlinks(tmp_path):
-    root = tmp_path / "root"
-    (root / "sub").mkdir(parents=True)
-    assert media.resolve_inside(root, "sub/x.png") == (root / "sub" / "x.png").resolve()
-    assert media.resolve_inside(root, str(root / "y.png")) == (root / "y.png").resolve()
-    (root / "link").symlink_to(tmp_path)
-    with pytest.raises(StudioError):
-        media.resolve_inside(root, "link/secret")
