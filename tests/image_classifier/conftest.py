@@ -86,5 +86,7 @@ def trained(tmp_path_factory, tiny_resnet, color_data):
                                          "MLFLOW_TRACKING_URI": str(home / "mlruns_files")})
     job_id = ctx.jobs.submit("clf.train", train_params(color_data, tiny_resnet, "colors", test_ratio=0.1))
     row = ctx.jobs.wait(job_id, timeout=300)
+    # No runner threads outlive the training: other suites (reliability) count them.
+    ctx.jobs.shutdown()
     yield ctx, row, ctx.path("CLASSIFIERS_DIR") / "colors"
-    ctx.close()
+    ctx.store.close()
