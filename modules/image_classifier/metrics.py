@@ -35,7 +35,23 @@ def classification_report(cm: np.ndarray, class_names: list[str]) -> dict:
             "macro": macro, "weighted": weighted, "support": int(total), "confusion_matrix": cm.tolist()}
 
 
+_FONT_NAMES = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "Arial.ttf", "arial.ttf", "Helvetica.ttc")
+
+
 def _font(size: int):
+    """A system TrueType font with accents (class names and French labels), else Pillow's own."""
+    for name in _FONT_NAMES:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation", "/Library/Fonts",
+                   "C:/Windows/Fonts"):
+        for name in _FONT_NAMES:
+            try:
+                return ImageFont.truetype(str(Path(folder) / name), size)
+            except OSError:
+                continue
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # very old Pillow: fixed-size bitmap font
@@ -54,6 +70,7 @@ def draw_confusion_matrix(cm: np.ndarray, class_names: list[str], path: Path, ti
     top = 40 + label_w  # rotated column labels above the grid
     left = label_w + 30
     w, h = left + n * cell + 20, top + n * cell + 40
+    w = max(w, int(font.getlength(title)) + 16, left + int(small.getlength(axis_labels[0])) + 16)
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
     rows = cm.sum(axis=1, keepdims=True).astype(float)
@@ -81,8 +98,8 @@ def draw_confusion_matrix(cm: np.ndarray, class_names: list[str], path: Path, ti
         lab = lab.rotate(90, expand=True)
         img.paste(lab, (int(left + j * cell + cell / 2 - 12), top - 6 - lab.height), lab)
     d.text((8, 8), title, fill="black", font=font)
-    d.text((left, h - 28), axis_labels[0] + " →", fill=(90, 90, 90), font=small)
-    d.text((8, top - 20), axis_labels[1] + " ↓", fill=(90, 90, 90), font=small)
+    d.text((left, h - 28), axis_labels[0], fill=(90, 90, 90), font=small)
+    d.text((8, top - 20), axis_labels[1], fill=(90, 90, 90), font=small)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("." + path.name + ".tmp.png")
