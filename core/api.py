@@ -8,6 +8,7 @@ after an id, metrics, artifacts), stop, resume, delete.
 from __future__ import annotations
 
 import re
+import json
 import secrets
 import shutil
 import sqlite3
@@ -62,6 +63,18 @@ class JobState(BaseModel):
     parent_id: str | None = None
 
 
+def _integral_floats_to_int(value: Any) -> Any:
+    """JSON Schema counts 54.0 as an integer; strict pydantic would not. Floats fields still
+    accept ints in strict mode, so this normalisation loses nothing."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats_to_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_to_int(v) for v in value]
+    return value
+
+
 def _state(ctx, row: dict) -> JobState:
     return JobState(**{k: row.get(k) for k in JobState.model_fields if k in row},
                     eta_s=eta_seconds(row), queue_position=ctx.jobs.queue_position(row["id"]))
@@ -105,7 +118,11 @@ def create_api(ctx, auth: tuple[str, str] | None = None) -> FastAPI:
             raise HTTPException(422, [{"loc": ["body", "kind"], "msg": ctx.t("jobs.unknown_kind", kind=body.kind),
                                        "type": "value_error"}])
         try:
-            job_id = ctx.jobs.create(body.kind, body.params)
+            # Strict JSON validation: a REST client sending `false` for an int or "3" for a
+            # number is told so (422) rather than silently coerced, as the schema promises.
+            model = ctx.jobs.kinds[body.kind].params
+            params = model.model_validate_json(json.dumps(_integral_floats_to_int(body.params)), strict=True)
+            job_id = ctx.jobs.create(body.kind, params)
         except ValidationError as exc:
             raise HTTPException(422, [{"loc": ["body", "params", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                                       for e in exc.errors(include_url=False, include_input=False)])
