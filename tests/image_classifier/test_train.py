@@ -184,3 +184,21 @@ def test_vit_trains_at_its_size_and_refuses_another(bare_ctx, tmp_path, color_da
     meta = json.loads((bare_ctx.path("CLASSIFIERS_DIR") / "v" / "classifier.json").read_text())
     assert res["steps"] > 0 and meta["preprocessing"]["size"] == 32 and meta["preprocessing"]["mean"] == [0.5] * 3
     assert not (tmp_path / "j1" / "cache").exists()  # scratch cache removed
+
+
+def test_early_stopping_and_resume_params(bare_ctx, tmp_path, tiny_resnet, color_data):
+    """No possible improvement (lr ~ 0, monitor val_acc): patience 1 stops after epoch 2."""
+    from core.jobs import ConsoleJob
+    from modules.image_classifier import MODULE
+    from modules.image_classifier.params import TrainParams
+    from modules.image_classifier.train import run_train
+
+    p = train_params(color_data, tiny_resnet, "es", epochs=5, lr=1e-12, monitor="val_acc", patience=1,
+                     augment=False)
+    job = ConsoleJob("clf.train", workdir=tmp_path / "j", verbose=False)
+    res = run_train(job, TrainParams(**p), bare_ctx)
+    epochs = [ev[5] for ev in job.events if ev[0] == "metric" and ev[4] == "epoch"]
+    assert res["early_stopped"] and epochs == [1.0, 2.0] and res["best_epoch"] == 1
+    kind = next(k for k in MODULE.job_kinds if k.name == "clf.train")
+    again = kind.resume({**p, "overwrite": True}, "old-id", bare_ctx)
+    assert again["resume"] is True and again["overwrite"] is False and again["name"] == "es"
