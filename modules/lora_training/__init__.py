@@ -1,0 +1,34 @@
+"""LoRA training for SDXL: the studio's main tab.
+
+Job kinds: `lora.train` (train from a prepared data folder, resumable) and, once the data
+side (`modules.lora_training.data`) is present, its own kinds plus
+`lora.prepare_and_train`. Heavy imports (torch, diffusers) happen inside the run functions
+so the app starts fast.
+"""
+from __future__ import annotations
+
+from core.module import JobKind, Module
+from modules.lora_training.train.config import TrainParams
+
+
+def _run_train(job, params, ctx):
+    from modules.lora_training.train.trainer import train
+
+    return train(job, params, ctx)
+
+
+def _build_ui(ctx):
+    from modules.lora_training.ui import build_ui
+
+    return build_ui(ctx)
+
+
+JOB_KINDS = [JobKind(name="lora.train", params=TrainParams, run=_run_train, gpu=True, title_key="lora.kind.train")]
+
+try:  # the data side (import, buckets, captions) is a sibling subpackage, written separately
+    from modules.lora_training.data import DATA_JOB_KINDS  # type: ignore[attr-defined]
+except ImportError:
+    DATA_JOB_KINDS = []
+
+MODULE = Module(id="lora_training", title_key="lora.title", order=10, build_ui=_build_ui,
+                job_kinds=JOB_KINDS + list(DATA_JOB_KINDS))
