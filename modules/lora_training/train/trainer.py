@@ -14,6 +14,7 @@ import math
 import time
 from typing import Any
 
+from core.errors import StudioError
 from modules.lora_training.train import checkpoint as ck
 from modules.lora_training.train import config as cfg
 from modules.lora_training.train import dataset as ds
@@ -104,9 +105,14 @@ class Trainer:
                            _unet_params(s.base), cfg.lora_param_count(session_unet_config(s), p.rank, p.target),
                            world=world, device=s.device)
         est["steps"] = self.total
+        sec = _timings(ctx).get(self._timing_key())
+        if sec:
+            est["seconds"] = round(sec * self.total, 1)
         self.estimate = est
         self.log("lora.log.estimate", steps=est["steps"], images=len(s.train_items), val=len(s.val_items),
                  vram=est["vram_gib"], lora_params=est["lora_params"])
+        if est.get("seconds"):
+            self.log("lora.log.estimate_time", time=_fmt_eta(est["seconds"]))
         self.log("lora.log.options", preset=p.vram_preset, batch=p.batch_size, accum=p.grad_accum,
                  optimizer=p.optimizer, precision=str(s.weight_dtype).replace("torch.", ""),
                  ckpt=p.gradient_checkpointing, cache=p.cache_latents, te=p.train_text_encoder)
@@ -116,6 +122,7 @@ class Trainer:
             return False
         if s.cache is not None and p.cache_latents:
             self.log("lora.log.cache", hits=s.cache.hits, misses=s.cache.misses, path=str(s.paths.cache))
+        _seed_everything(p.seed)  # LoRA init (gaussian A) draws from torch's RNG
         groups = lora_setup.setup(s.unet, s.te1, s.te2, p)
         if p.gradient_checkpointing:
             s.unet.enable_gradient_checkpointing()
@@ -131,7 +138,6 @@ class Trainer:
         self.autocast = s.weight_dtype if s.weight_dtype != torch.float32 else None
         self.trainable = [q for g in groups for q in g["params"]]
         self.gen = torch.Generator().manual_seed(p.seed)
-        torch.manual_seed(p.seed)
         if self.dist is not None:
             self.ddp_unet = self.dist.prepare_model(s.unet)
         if self.resume_dir is not None:
@@ -143,11 +149,17 @@ class Trainer:
 
         adapters, state, meta = ck.load_state(self.resume_dir)
         for part, model in (("unet", self.s.unet), ("te1", self.s.te1), ("te2", self.s.te2)):
-            if part in adapters:
+            if (part in adapters) != (part == "unet" or self.s.te_trained):
+                raise StudioError("lora.state_mismatch", detail=f"text encoders trained: {self.s.te_trained}")
+            if part not in adapters:
+                continue
+            try:
                 res = set_peft_model_state_dict(model, {k: v.to(self.s.device) for k, v in adapters[part].items()})
-                bad = [k for k in getattr(res, "unexpected_keys", []) if "lora_" in k]
-                if bad:
-                    raise ValueError(f"state does not match the model: {bad[:3]}")
+            except RuntimeError as exc:  # shape mismatch: other rank / targets
+                raise StudioError("lora.state_mismatch", detail=str(exc)[:200]) from exc
+            bad = [k for k in getattr(res, "unexpected_keys", []) if "lora_" in k]
+            if bad:
+                raise StudioError("lora.state_mismatch", detail=", ".join(bad[:3]))
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -203,6 +215,14 @@ class Trainer:
                   "loss_smooth": self._smooth(), "estimate": self.estimate,
                   "seconds": round(time.time() - t_start, 2),
                   "cache_hits": s.cache.hits if s.cache else 0, "cache_misses": s.cache.misses if s.cache else 0}
+        if step_times and self.main:
+            _save_timing(self.ctx, self._timing_key(), sorted(step_times)[len(step_times) // 2])
+        if self.main and s.device.startswith("cuda"):
+            import torch
+
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            result["peak_mem_mb"] = round(peak, 1)
+            self.log("lora.log.peak_memory", mb=round(peak))
         if self.main:
             state_dir = self.save_state()
             result["state"] = str(state_dir)
@@ -275,6 +295,49 @@ class Trainer:
                                        step=self.step, should_stop=self.job.should_stop)
         for path in paths:
             self.job.artifact(path, "preview")  # = job.preview(path) for an already written PNG
+
+
+    def _timing_key(self) -> str:
+        p = self.p
+        return (f"{self.ctx.models.device_name()}|{self.s.base.fingerprint}|{p.resolution}|{p.batch_size}|{p.grad_accum}|"
+                f"{p.rank}|{p.target}|{p.gradient_checkpointing}|{p.precision}|{p.train_text_encoder}|{p.cache_latents}")
+
+
+def _timings(ctx: Any) -> dict:
+    import json
+
+    f = ctx.path("LORA_PROJECTS_DIR") / ".timings.json"
+    try:
+        return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_timing(ctx: Any, key: str, sec_per_step: float) -> None:
+    """Remember the median seconds/step of these settings for the next estimate."""
+    import json
+    import os
+
+    data = _timings(ctx)
+    data[key] = sec_per_step
+    f = ctx.path("LORA_PROJECTS_DIR") / ".timings.json"
+    tmp = f.with_name(f".timings.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(tmp, f)
+    except OSError:
+        pass  # an estimate cache must never fail a run
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds CUDA too
 
 
 def _fmt_eta(seconds: float) -> str:
