@@ -62,9 +62,16 @@ class Trainer:
             return None
         if self.saved_step == self.step and self.saved_path is not None:
             return self.saved_path  # periodic step + epoch saves can land on the same step
-        path = ck.save_state(self.s.paths.checkpoints, self.step, self._parts(), self._state(rng),
-                             {"epoch": self.epoch, "pos": self.pos, "params": self.p.model_dump(mode="json"),
-                              "dataset_hash": self.dhash, "base": self.s.base.ref}, self.p.keep_last)
+        try:
+            path = ck.save_state(self.s.paths.checkpoints, self.step, self._parts(), self._state(rng),
+                                 {"epoch": self.epoch, "pos": self.pos, "params": self.p.model_dump(mode="json"),
+                                  "dataset_hash": self.dhash, "base": self.s.base.ref}, self.p.keep_last)
+        except OSError as exc:
+            import errno
+
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StudioError("lora.disk_full", path=str(self.s.paths.checkpoints)) from exc
+            raise
         self.saved_step, self.saved_path = self.step, path
         self.job.artifact(path, "checkpoint")
         self.log("lora.log.checkpoint", step=self.step, path=str(path))
