@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from core.module import JobKind, Module
 from modules.lora_training.train.config import TrainParams
+from modules.lora_training.train.prepare_and_train import PrepareAndTrainParams
 
 
 def _run_train(job, params, ctx):
     from modules.lora_training.train.trainer import train
 
     return train(job, params, ctx)
+
+
+def _run_prepare_and_train(job, params, ctx):
+    from modules.lora_training.train.prepare_and_train import run_prepare_and_train
+
+    return run_prepare_and_train(job, params, ctx)
 
 
 def _build_ui(ctx):
@@ -29,6 +36,9 @@ try:  # the data side (import, buckets, captions) is a sibling subpackage, writt
     from modules.lora_training.data import DATA_JOB_KINDS  # type: ignore[attr-defined]
 except ImportError:
     DATA_JOB_KINDS = []
+else:
+    JOB_KINDS.append(JobKind(name="lora.prepare_and_train", params=PrepareAndTrainParams,
+                             run=_run_prepare_and_train, gpu=True, title_key="lora.kind.prepare_and_train"))
 
 MODULE = Module(id="lora_training", title_key="lora.title", order=10, build_ui=_build_ui,
                 job_kinds=JOB_KINDS + list(DATA_JOB_KINDS))

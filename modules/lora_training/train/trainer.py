@@ -20,6 +20,7 @@ from modules.lora_training.train import config as cfg
 from modules.lora_training.train import dataset as ds
 from modules.lora_training.train import export_kohya as ex
 from modules.lora_training.train import lora_setup, optim, sampler, session
+from modules.lora_training.train.estimate import plan, save_timing, timing_key
 from modules.lora_training.train.step import diffusion_loss
 
 
@@ -108,13 +109,8 @@ class Trainer:
         self.rank, self.world = rank, world
         self.per_epoch = len(ds.epoch_batches(s.train_items, p.batch_size, p.seed, 0, rank, world))
         self.total = p.max_steps or math.ceil(self.per_epoch / p.grad_accum) * p.epochs
-        est = cfg.estimate(p, len(s.train_items), cfg.SDXL_COUNTS["unet"] if s.base.kind != "folder" else
-                           _unet_params(s.base), cfg.lora_param_count(session_unet_config(s), p.rank, p.target),
-                           world=world, device=s.device)
+        est = plan(p, ctx, n_train=len(s.train_items), per_epoch=self.per_epoch, world=world, device=s.device)
         est["steps"] = self.total
-        sec = _timings(ctx).get(self._timing_key())
-        if sec:
-            est["seconds"] = round(sec * self.total, 1)
         self.estimate = est
         self.log("lora.log.estimate", steps=est["steps"], images=len(s.train_items), val=len(s.val_items),
                  vram=est["vram_gib"], lora_params=est["lora_params"])
@@ -223,7 +219,8 @@ class Trainer:
                   "seconds": round(time.time() - t_start, 2),
                   "cache_hits": s.cache.hits if s.cache else 0, "cache_misses": s.cache.misses if s.cache else 0}
         if step_times and self.main:
-            _save_timing(self.ctx, self._timing_key(), sorted(step_times)[len(step_times) // 2])
+            save_timing(self.ctx, timing_key(p, self.ctx.models.device_name(), s.base.fingerprint),
+                        sorted(step_times)[len(step_times) // 2])
         if self.main and s.device.startswith("cuda"):
             import torch
 
@@ -304,38 +301,6 @@ class Trainer:
             self.job.artifact(path, "preview")  # = job.preview(path) for an already written PNG
 
 
-    def _timing_key(self) -> str:
-        p = self.p
-        return (f"{self.ctx.models.device_name()}|{self.s.base.fingerprint}|{p.resolution}|{p.batch_size}|{p.grad_accum}|"
-                f"{p.rank}|{p.target}|{p.gradient_checkpointing}|{p.precision}|{p.train_text_encoder}|{p.cache_latents}")
-
-
-def _timings(ctx: Any) -> dict:
-    import json
-
-    f = ctx.path("LORA_PROJECTS_DIR") / ".timings.json"
-    try:
-        return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_timing(ctx: Any, key: str, sec_per_step: float) -> None:
-    """Remember the median seconds/step of these settings for the next estimate."""
-    import json
-    import os
-
-    data = _timings(ctx)
-    data[key] = sec_per_step
-    f = ctx.path("LORA_PROJECTS_DIR") / ".timings.json"
-    tmp = f.with_name(f".timings.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, f)
-    except OSError:
-        pass  # an estimate cache must never fail a run
-
-
 def _seed_everything(seed: int) -> None:
     import random
 
@@ -351,24 +316,6 @@ def _fmt_eta(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     h, rem = divmod(seconds, 3600)
     return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
-
-
-def session_unet_config(s: Any) -> dict | None:
-    from modules.lora_training.train.model_loading import read_unet_config
-
-    return read_unet_config(s.base)
-
-
-def _unet_params(base: Any) -> int:
-    import torch
-    from diffusers import UNet2DConditionModel
-
-    from modules.lora_training.train.model_loading import read_unet_config
-
-    conf = read_unet_config(base)
-    with torch.device("meta"):
-        unet = UNet2DConditionModel.from_config(conf or cfg.SDXL_UNET_CONFIG)
-    return sum(q.numel() for q in unet.parameters())
 
 
 def train(job: Any, params: cfg.TrainParams, ctx: Any, dist: Any = None) -> dict:
