@@ -26,6 +26,7 @@ class StudioContext:
     models: ModelManager
     modules: list = field(default_factory=list)
     i18n: Any = None  # gr.I18n, set by the shell when a UI is built
+    panels: list = field(default_factory=list)  # JobPanels built, re-attached on page load
 
     def path(self, key: str) -> Path:
         return self.config.path(key)

@@ -206,6 +206,19 @@ class JobRunner:
         self.start(job_id)
         return job_id
 
+    def resume(self, job_id: str) -> str:
+        """Start a job continuing `job_id` (stopped/failed/interrupted) if its kind allows it."""
+        row = self.store.get_job(job_id)
+        if row is None:
+            raise KeyError(job_id)
+        kind = self.kinds.get(row["kind"])
+        if kind is None or kind.resume is None:
+            raise StudioError("jobs.not_resumable", kind=row["kind"])
+        if row["status"] in ("pending", "running"):
+            raise StudioError("jobs.still_active", id=job_id)
+        params = kind.resume(row["params"], job_id, self.ctx)
+        return self.submit(row["kind"], params, parent_id=job_id)
+
     def stop(self, job_id: str) -> str:
         """Stop a running job (its own event) or cancel a queued one. Returns the new state."""
         with self._cond:

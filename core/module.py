@@ -27,6 +27,8 @@ class JobKind:
     run: Callable[["Job", Any, "StudioContext"], Any]
     gpu: bool = True  # GPU-heavy jobs share one device lease and run one at a time
     title_key: str = ""
+    # For resumable kinds: (old params, old job id, ctx) -> params of the continuing job.
+    resume: Callable[[dict, str, "StudioContext"], dict] | None = None
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,13 @@ class Store:
         return self._exec("SELECT id, ts, level, message FROM logs WHERE job_id=? AND id>? ORDER BY id LIMIT ?",
                           (job_id, after, limit)).fetchall()
 
+    def tail_logs(self, job_id: str, n: int = 400) -> tuple[list[dict], int]:
+        """The last `n` log lines (oldest first) and the total count."""
+        rows = self._exec("SELECT id, ts, level, message FROM logs WHERE job_id=? ORDER BY id DESC LIMIT ?",
+                          (job_id, n)).fetchall()
+        total = self._exec("SELECT COUNT(*) AS n FROM logs WHERE job_id=?", (job_id,)).fetchone()["n"]
+        return rows[::-1], total
+
     def metrics(self, job_id: str, name: str | None = None) -> list[dict]:
         if name:
             return self._exec("SELECT step, name, value FROM metrics WHERE job_id=? AND name=? ORDER BY step, id",

@@ -1,0 +1,180 @@
+"""Media IO used by every module: one import point for images, video and safe paths.
+
+    from core.media import load_image, save_image, VideoReader, VideoWriter, safe_name
+
+This file holds the file-system safety helpers every module needs (`atomic_path`,
+`temp_sibling`, `safe_name`, `resolve_inside`, `list_images`, `is_image_file`) and
+re-exports the image API of `core.media_image` (loading with EXIF / modes / 16-bit /
+alpha, atomic saving) and the video API of `core.media_video` (PyAV, with audio).
+Those two are imported on first use, so `import core.media` stays light (no PyAV,
+no numpy work) and the two modules can use the helpers here without an import cycle.
+Both raise `StudioError("media.*", path=<file name>)` for anything a user's file can get
+wrong; the messages are in locales/*/media.json.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Union
+
+from core.errors import StudioError
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
+    from core.media_image import (  # noqa: F401
+        MAX_PIXELS, SAVE_FORMATS, image_size, load_image, load_image_array, save_image,
+        set_max_pixels)
+    from core.media_video import CODECS, VideoReader, VideoWriter, codec_available  # noqa: F401
+
+PathLike = Union[str, os.PathLike]
+_UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff",
+                        ".gif"})
+
+_LAZY = {
+    "core.media_image": ("MAX_PIXELS", "SAVE_FORMATS", "image_size", "load_image",
+                         "load_image_array", "save_image", "set_max_pixels"),
+    "core.media_video": ("CODECS", "VideoReader", "VideoWriter", "codec_available"),
+}
+_LAZY_NAMES = {name: mod for mod, names in _LAZY.items() for name in names}
+
+__all__ = ["IMAGE_EXTS", "PathLike", "atomic_path", "is_image_file", "list_images",
+           "resolve_inside", "safe_name", "temp_sibling", "commit_file",
+           "require_file", "refuse_overwrite", *_LAZY_NAMES]
+
+
+def __getattr__(name: str):
+    mod = _LAZY_NAMES.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'core.media' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(mod), name)
+
+
+def is_image_file(path: PathLike) -> bool:
+    """True for a visible file with an image extension (content is checked when loading)."""
+    p = Path(path)
+    return p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file()
+
+
+def _natural_key(p: Path) -> list:
+    # frame_2 before frame_10: image sequences come out in the order they were made
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.as_posix())]
+
+
+def list_images(folder: PathLike, recursive: bool = True) -> list[Path]:
+    """Image files under `folder`, in natural order; hidden files and folders skipped."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise StudioError("media.not_a_folder", path=root.name or str(root))
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
+        for name in filenames:
+            p = Path(dirpath) / name
+            if not name.startswith(".") and p.suffix.lower() in IMAGE_EXTS and p.is_file():
+                found.append(p)
+    return sorted(found, key=lambda p: _natural_key(p.relative_to(root)))
+
+
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+_BAD_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+
+
+def safe_name(text: str, default: str = "untitled", max_bytes: int = 200) -> str:
+    """A file name made from user text: no separators, NUL, `..`, reserved names or chars."""
+    name = unicodedata.normalize("NFC", str(text))
+    name = _BAD_CHARS.sub("_", name)
+    name = re.sub(r"\.{2,}", ".", name).strip(" .")
+    if _RESERVED.match(name):
+        name = "_" + name
+    # cut on a character boundary so the UTF-8 name fits the file system's 255 bytes
+    while len(name.encode("utf-8")) > max_bytes:
+        name = name[:-1]
+    name = name.strip(" .")
+    return name or default
+
+
+def resolve_inside(root: PathLike, user_path: PathLike) -> Path:
+    """`root / user_path` resolved (symlinks too); raises if it lands outside `root`."""
+    text = os.fspath(user_path)
+    if "\x00" in text:
+        raise StudioError("media.outside_root", path=text.replace("\x00", "\\0"))
+    base = Path(root).resolve()
+    target = (base / Path(text)).resolve()
+    if target != base and base not in target.parents:
+        raise StudioError("media.outside_root", path=text)
+    return target
+
+
+def require_file(path: PathLike) -> Path:
+    """The path of an existing, non-empty file, else StudioError media.not_found / media.empty."""
+    p = Path(path)
+    if not p.is_file():
+        raise StudioError("media.not_found", path=p.name)
+    if p.stat().st_size == 0:
+        raise StudioError("media.empty", path=p.name)
+    return p
+
+
+def refuse_overwrite(out: PathLike, *protect) -> None:
+    """StudioError media.overwrite_source if `out` is (or links to) a protected path.
+
+    Each argument may be None, a path, or an iterable of paths.
+    """
+    items: list = []
+    for p in protect:
+        items.extend([p] if isinstance(p, (str, os.PathLike)) else (p or []))
+    o = Path(out)
+    for src in (Path(p) for p in items if p):
+        with contextlib.suppress(OSError):
+            if o.resolve() == src.resolve() or (o.exists() and os.path.samefile(o, src)):
+                raise StudioError("media.overwrite_source", path=o.name)
+
+
+def commit_file(tmp: PathLike, final: PathLike) -> None:
+    """fsync `tmp`, rename it onto `final` (atomic on one file system), fsync the folder."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
+        dfd = os.open(Path(final).parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temp path next to `path`; on success fsync it and rename it onto `path`.
+
+    On an exception the temp file is removed and `path` is left untouched.
+    """
+    tmp = temp_sibling(path)
+    try:
+        yield tmp
+        commit_file(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def temp_sibling(path: PathLike, tag: str = "part") -> Path:
+    """Reserve a hidden temp file next to `path`, keeping its extension (muxers read it)."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{final.stem[:60]}.", suffix=f".{tag}{final.suffix}",
+                                dir=final.parent)
+    os.close(fd)
+    # mkstemp makes 0600 files; outputs get the usual permissions (or the replaced file's)
+    with contextlib.suppress(OSError):
+        os.chmod(name, final.stat().st_mode & 0o777 if final.exists() else 0o666 & ~_UMASK)
+    return Path(name)

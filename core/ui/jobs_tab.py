@@ -1,0 +1,146 @@
+"""The Jobs tab: every run ever started (filter, inspect, stop, resume, delete), the
+monitoring panel (jobs by status, durations, device and memory, disk), and the runs
+comparison (overlay training curves, diff parameters)."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import gradio as gr
+import pandas as pd
+
+from core.errors import StudioError
+from core.store import STATUSES
+from core.system import system_info
+from core.ui.job_view import fmt_seconds, format_logs, metric_frame, status_markdown
+
+COLUMNS = ["id", "kind", "status", "created", "duration", "progress", "error"]
+
+
+def jobs_table(store, status: str | None, kind: str | None) -> pd.DataFrame:
+    rows = store.list_jobs(status=status or None, kind_prefix=kind or None, limit=500)
+    data = []
+    for r in rows:
+        dur = (r["finished"] or time.time()) - r["started"] if r["started"] else None
+        prog = f"{r['progress_done']:g}/{r['progress_total']:g}" if r["progress_total"] else ""
+        data.append([r["id"], r["kind"], r["status"], time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"])),
+                     fmt_seconds(dur), prog, (r["error"] or "")[:120]])
+    return pd.DataFrame(data, columns=COLUMNS)
+
+
+def params_diff(rows: list[dict]) -> pd.DataFrame:
+    """One line per parameter whose value differs between the given jobs."""
+    keys = sorted(set().union(*(r["params"].keys() for r in rows))) if rows else []
+    data = []
+    for k in keys:
+        vals = [json.dumps(r["params"].get(k), default=str) for r in rows]
+        if len(set(vals)) > 1:
+            data.append([k] + vals)
+    return pd.DataFrame(data, columns=["param"] + [r["id"] for r in rows])
+
+
+def compare_frame(store, job_ids: list[str], metric: str) -> pd.DataFrame:
+    data = [{"step": m["step"], "value": m["value"], "series": jid}
+            for jid in job_ids for m in store.metrics(jid, metric)]
+    return pd.DataFrame(data, columns=["step", "value", "series"])
+
+
+def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
+    i18n, t, store = ctx.i18n, ctx.t, ctx.store
+    with gr.Row():
+        status_f = gr.Dropdown([""] + list(STATUSES), value="", label=i18n("jobs.filter_status"), scale=1)
+        kind_f = gr.Textbox(label=i18n("jobs.filter_kind"), placeholder="lora.", scale=1)
+        refresh = gr.Button(i18n("jobs.refresh"), scale=0)
+    table = gr.Dataframe(value=lambda: jobs_table(store, None, None), interactive=False, wrap=True,
+                         label=i18n("jobs.table"), elem_classes=["cb-jobs-table"])
+    selected = gr.Textbox(label=i18n("panel.job_id"), elem_classes=["cb-jobs-selected"])
+    with gr.Row():
+        stop_b = gr.Button(i18n("panel.stop"), variant="stop", size="sm")
+        resume_b = gr.Button(i18n("jobs.resume"), size="sm")
+        delete_b = gr.Button(i18n("jobs.delete"), size="sm")
+    detail_status = gr.Markdown()
+    with gr.Row():
+        params = gr.JSON(label=i18n("jobs.params"))
+        chart = gr.LinePlot(x="step", y="value", color="series", label=i18n("panel.chart"), height=260)
+    log = gr.Textbox(label=i18n("panel.log"), lines=16, max_lines=30, interactive=False,
+                     elem_classes=["cb-jobs-log"])
+    with gr.Row():
+        previews = gr.Gallery(label=i18n("panel.previews"), columns=6, height=220)
+        outputs = gr.File(label=i18n("panel.outputs"), file_count="multiple", interactive=False)
+
+    def details(job_id: str):
+        row = store.get_job(job_id) if job_id else None
+        if row is None:
+            return t("panel.no_job"), None, None, "", [], None
+        rows, total = store.tail_logs(job_id, 2000)
+        arts = store.artifacts(job_id)
+        files = [a["path"] for a in arts if a["kind"] != "preview" and _is_file(a["path"])]
+        return (status_markdown(row, t, ctx.jobs.queue_position(job_id)), row["params"],
+                metric_frame(store.metrics(job_id)), format_logs(rows, total, keep=2000),
+                [a["path"] for a in arts if a["kind"] == "preview" and _is_file(a["path"])][-24:], files or None)
+
+    detail_outs = [detail_status, params, chart, log, previews, outputs]
+
+    def on_select(df: pd.DataFrame, evt: gr.SelectData):
+        return df.iloc[evt.index[0]]["id"]
+
+    def act(action, job_id):
+        try:
+            if action == "stop":
+                ctx.jobs.stop(job_id)
+            elif action == "resume":
+                job_id = ctx.jobs.resume(job_id)
+            elif action == "delete":
+                row = store.get_job(job_id)
+                if row and row["status"] in ("pending", "running"):
+                    raise StudioError("jobs.still_active", id=job_id)
+                store.delete_job(job_id)
+                shutil.rmtree(ctx.jobs.jobs_dir / job_id, ignore_errors=True)
+                job_id = ""
+        except KeyError:
+            raise gr.Error(t("jobs.unknown", id=job_id))
+        except StudioError as exc:
+            raise gr.Error(exc.render(t))
+        return job_id
+
+    table.select(on_select, inputs=table, outputs=selected)
+    selected.change(details, inputs=selected, outputs=detail_outs)
+    filt = [status_f, kind_f]
+    for trigger in (refresh.click, status_f.change, kind_f.submit):
+        trigger(lambda s, k: jobs_table(store, s, k), inputs=filt, outputs=table)
+    for btn, name in ((stop_b, "stop"), (resume_b, "resume"), (delete_b, "delete")):
+        btn.click(lambda j, _n=name: act(_n, j), inputs=selected, outputs=selected).then(
+            lambda s, k: jobs_table(store, s, k), inputs=filt, outputs=table)
+
+    with gr.Accordion(i18n("jobs.compare"), open=False):
+        with gr.Row():
+            pick = gr.Dropdown(multiselect=True, label=i18n("jobs.compare_pick"), choices=[], scale=3)
+            metric = gr.Textbox(value="loss", label=i18n("jobs.compare_metric"), scale=1)
+            go = gr.Button(i18n("jobs.compare_go"), scale=0)
+        cmp_chart = gr.LinePlot(x="step", y="value", color="series", height=280)
+        cmp_diff = gr.Dataframe(interactive=False, label=i18n("jobs.compare_diff"))
+
+    def compare(ids, name):
+        ids = ids or []
+        rows = [r for r in (store.get_job(j) for j in ids) if r]
+        return compare_frame(store, ids, name or "loss"), params_diff(rows)
+
+    go.click(compare, inputs=[pick, metric], outputs=[cmp_chart, cmp_diff])
+
+    with gr.Accordion(i18n("jobs.monitoring"), open=False):
+        mon = gr.JSON(label=i18n("jobs.monitoring"))
+        mon_refresh = gr.Button(i18n("jobs.refresh"), size="sm")
+    mon_refresh.click(lambda: system_info(ctx), outputs=mon)
+
+    def on_load():
+        choices = [r["id"] for r in store.list_jobs(limit=200) if store.metrics(r["id"], "loss")]
+        return jobs_table(store, None, None), gr.update(choices=choices), system_info(ctx)
+
+    demo.load(on_load, outputs=[table, pick, mon])
+
+
+def _is_file(p: str) -> bool:
+    from pathlib import Path
+
+    return Path(p).is_file()

@@ -1,0 +1,53 @@
+"""CyberBill Studio entry point.
+
+    python main.py                      # the app on http://127.0.0.1:7860
+    python main.py --port 8000 --listen --auth user:pass
+    python main.py run <kind> --params p.json   # any job kind, headless, same engine
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="cyberbill", description="CyberBill Studio")
+    p.add_argument("--port", type=int, default=None, help="port (default: config PORT, 7860)")
+    p.add_argument("--listen", action="store_true", help="listen on all interfaces (0.0.0.0)")
+    p.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    p.add_argument("--auth", default=None, help="user:password required to open the studio")
+    p.add_argument("--home", default=None, help="folder for data/models/outputs (default: here)")
+    sub = p.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run one job kind headless")
+    run.add_argument("kind")
+    run.add_argument("--params", default=None, help="JSON file (or inline JSON) with the params")
+    sub.add_parser("kinds", help="list job kinds and their params schema")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from core.context import build_context
+
+    ctx = build_context(args.home)
+    if args.command == "kinds":
+        for name, kind in sorted(ctx.jobs.kinds.items()):
+            print(name, json.dumps(kind.params.model_json_schema().get("properties", {})))
+        ctx.close()
+        return 0
+    if args.command == "run":
+        from core.cli import run_job_foreground, read_params
+
+        return run_job_foreground(ctx, args.kind, read_params(args.params))
+    from core.shell import launch
+
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    host = "0.0.0.0" if args.listen else ctx.config.get("HOST", "127.0.0.1")
+    port = args.port or int(ctx.config.get("PORT", 7860))
+    launch(ctx, host=host, port=port, share=args.share, auth=auth)  # type: ignore[arg-type]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
