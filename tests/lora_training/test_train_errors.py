@@ -45,6 +45,31 @@ def test_empty_or_missing_data(ctx, tiny_sdxl, tmp_path):
     assert _key(e) == "lora.no_state"
 
 
+def test_bad_images_skipped_and_reported(ctx, tiny_sdxl, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from modules.lora_training.train import dataset as ds
+
+    folder = data(ctx, n=1)
+    (folder / "zero.png").write_bytes(b"")
+    (folder / "junk.jpg").write_bytes(b"not an image at all")
+    Image.fromarray(np.zeros((40, 80, 3), "uint8")).convert("CMYK").save(folder / "cmyk.jpg")
+    (folder / "cmyk.txt").write_bytes("caf\xe9".encode("latin-1"))  # not UTF-8: clear error
+    skipped: list = []
+    with pytest.raises(StudioError) as e:
+        ds.scan(folder, 64, skipped=skipped)
+    assert _key(e) == "lora.bad_caption" and "cmyk.txt" in str(e.value.params["path"])
+    (folder / "cmyk.txt").write_text("café", encoding="utf-8")
+    skipped.clear()
+    items = ds.scan(folder, 64, skipped=skipped)
+    assert sorted(k.key for _, k in skipped) == ["media.empty", "media.not_image"]
+    cmyk = next(i for i in items if i.path.endswith("cmyk.jpg"))
+    assert cmyk.caption == "café" and cmyk.original_hw == (40, 80) and cmyk.crop_yx == (0, 32)
+    px = ds.load_pixels(cmyk)
+    assert px.shape == (3, 64, 64) and px.min() >= -1 and px.max() <= 1
+
+
 def test_bad_params_and_cpu_8bit(ctx, tiny_sdxl, tmp_path):
     from pydantic import ValidationError
 

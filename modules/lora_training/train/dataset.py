@@ -18,7 +18,6 @@ from pathlib import Path
 
 from core.errors import StudioError
 
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 MANIFEST_NAMES = ("manifest.json", "manifest.jsonl")
 
 
@@ -38,12 +37,11 @@ def _read_caption(img: Path, fallback: str) -> str:
     if not txt.is_file():
         return fallback
     raw = txt.read_bytes()
-    for enc in ("utf-8-sig", "utf-16"):
-        try:
-            return raw.decode(enc).strip() or fallback
-        except UnicodeDecodeError:
-            continue
-    raise StudioError("lora.bad_caption", path=str(txt))
+    enc = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"  # UTF-16 only with its BOM
+    try:
+        return raw.decode(enc).strip() or fallback
+    except UnicodeDecodeError:
+        raise StudioError("lora.bad_caption", path=str(txt)) from None
 
 
 def _center_crop_geometry(w: int, h: int, tw: int, th: int) -> tuple[float, int, int]:
@@ -72,19 +70,21 @@ def _from_manifest(folder: Path, trigger: str) -> list[Item] | None:
             orig = r.get("original_size") or r.get("original_hw")
             crop = r.get("crop_top_left") or r.get("crop_coords") or r.get("crop_yx") or [0, 0]
             size = r.get("target_size") or r.get("bucket") or r.get("size")
-            from PIL import Image
+            from core.media import image_size
 
-            with Image.open(p) as im:
-                w, h = im.size
+            w, h = image_size(p)
             th, tw = (size[0], size[1]) if size else (h, w)
             items.append(Item(str(p), cap, tuple(orig or (h, w)), tuple(crop), (th, tw), (w, h) != (tw, th)))
         return items
     return None
 
 
-def scan(folder: str | Path, resolution: int, trigger: str = "") -> list[Item]:
-    """All usable training items of a data folder (recursive: one sub-folder per concept)."""
-    from PIL import Image
+def scan(folder: str | Path, resolution: int, trigger: str = "", skipped: list | None = None) -> list[Item]:
+    """All usable training items of a data folder (recursive: one sub-folder per concept).
+
+    Unreadable images are left out and appended to `skipped` as (path, StudioError)."""
+    from core.errors import StudioError as _SE
+    from core.media import image_size, list_images
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -92,13 +92,14 @@ def scan(folder: str | Path, resolution: int, trigger: str = "") -> list[Item]:
     items = _from_manifest(folder, trigger)
     if items is None:
         items = []
-        for p in sorted(x for x in folder.rglob("*") if x.suffix.lower() in IMAGE_EXT and x.is_file()):
+        for p in list_images(folder):
             try:
-                with Image.open(p) as im:
-                    im.verify()
-                with Image.open(p) as im:
-                    w, h = im.size
-            except Exception:  # noqa: BLE001 - unreadable files are skipped and reported by the caller
+                if p.stat().st_size == 0:
+                    raise _SE("media.empty", path=p.name)
+                w, h = image_size(p)  # EXIF orientation counted
+            except _SE as exc:  # zero-byte, corrupt, not an image: skipped and reported
+                if skipped is not None:
+                    skipped.append((str(p), exc))
                 continue
             scale, top, left = _center_crop_geometry(w, h, resolution, resolution)
             items.append(Item(str(p), _read_caption(p, trigger), (h, w), (top, left),
@@ -114,14 +115,15 @@ def load_pixels(item: Item):
     import torch
     from PIL import Image
 
-    with Image.open(item.path) as im:
-        im = im.convert("RGB")
-        th, tw = item.target_hw
-        if im.size != (tw, th):
-            scale, top, left = _center_crop_geometry(im.width, im.height, tw, th)
-            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
-            im = im.crop((left, top, left + tw, top + th))
-        arr = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
+    from core.media import load_image
+
+    im = load_image(item.path, "RGB")  # upright (EXIF), CMYK/16-bit/palette handled, alpha on white
+    th, tw = item.target_hw
+    if im.size != (tw, th):
+        scale, top, left = _center_crop_geometry(im.width, im.height, tw, th)
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
+        im = im.crop((left, top, left + tw, top + th))
+    arr = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 

@@ -93,7 +93,10 @@ class Session:
 def open_session(params: Any, ctx: Any, job: Any) -> Session:
     """Folders, data scan and split, base model reference (no weights loaded yet)."""
     paths = Paths.build(params, ctx)
-    items = ds.scan(paths.data, params.resolution, params.trigger_word)
+    skipped: list = []
+    items = ds.scan(paths.data, params.resolution, params.trigger_word, skipped)
+    for path, why in skipped:
+        job.warning(job.t("lora.log.skipped", path=path, reason=why.render(job.t)))
     train_items, val_items = ds.split_validation(items, params.validation_images, params.seed)
     base = resolve_base(params.base_model, ctx)
     device = ctx.models.device

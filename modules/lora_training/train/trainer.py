@@ -298,7 +298,7 @@ class Trainer:
                                        device=s.device, weight_dtype=s.weight_dtype, out_dir=s.paths.samples,
                                        step=self.step, should_stop=self.job.should_stop)
         for path in paths:
-            self.job.artifact(path, "preview")  # = job.preview(path) for an already written PNG
+            self.job.preview(path)  # already written: recorded as a 'preview' artifact
 
 
 def _seed_everything(seed: int) -> None:
