@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ctx = build_context(args.home, load_modules=False)
+    job = None
     try:
         if args.command == "estimate":
             print(json.dumps(_estimate(params, ctx), indent=2))
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.render(ctx.t)}", file=sys.stderr)
         return 1
     finally:
-        ctx.models.release("cli", include_kept=True)
+        if job is not None:
+            ctx.models.release(job.id, include_kept=True)
         ctx.close()
 
 

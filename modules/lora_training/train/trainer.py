@@ -319,5 +319,9 @@ def _fmt_eta(seconds: float) -> str:
 
 
 def train(job: Any, params: cfg.TrainParams, ctx: Any, dist: Any = None) -> dict:
-    """Run one training job (the `lora.train` job kind)."""
-    return Trainer(job, params, ctx, dist).run()
+    """Run one training job (the `lora.train` job kind). Everything it loaded is released
+    when it ends, however it ends (the runner does it too; scripts and the CLI rely on this)."""
+    try:
+        return Trainer(job, params, ctx, dist).run()
+    finally:
+        ctx.models.release(job.id)
