@@ -24,13 +24,34 @@ def _run_prepare_and_train(job, params, ctx):
     return run_prepare_and_train(job, params, ctx)
 
 
+def _last_state(job_id: str, ctx) -> str:
+    """The newest checkpoint the job wrote that still exists, else the project's latest."""
+    from pathlib import Path
+
+    for art in reversed(ctx.store.artifacts(job_id, "checkpoint")):
+        if (Path(art["path"]) / "meta.json").is_file():
+            return art["path"]
+    return "latest"
+
+
+def _resume_train(params: dict, job_id: str, ctx) -> dict:
+    return {**params, "resume_from": _last_state(job_id, ctx)}
+
+
+def _resume_prepare_and_train(params: dict, job_id: str, ctx) -> dict:
+    # the data is prepared (and captioned) already: continue the training part only
+    return {**params, "source_dir": "", "files": [], "caption": False,
+            "train": {**params.get("train", {}), "resume_from": _last_state(job_id, ctx)}}
+
+
 def _build_ui(ctx):
     from modules.lora_training.ui import build_ui
 
     return build_ui(ctx)
 
 
-JOB_KINDS = [JobKind(name="lora.train", params=TrainParams, run=_run_train, gpu=True, title_key="lora.kind.train")]
+JOB_KINDS = [JobKind(name="lora.train", params=TrainParams, run=_run_train, gpu=True, title_key="lora.kind.train",
+                     resume=_resume_train)]
 
 try:  # the data side (import, buckets, captions) is a sibling subpackage, written separately
     from modules.lora_training.data import DATA_JOB_KINDS  # type: ignore[attr-defined]
@@ -38,7 +59,8 @@ except ImportError:
     DATA_JOB_KINDS = []
 else:
     JOB_KINDS.append(JobKind(name="lora.prepare_and_train", params=PrepareAndTrainParams,
-                             run=_run_prepare_and_train, gpu=True, title_key="lora.kind.prepare_and_train"))
+                             run=_run_prepare_and_train, gpu=True, title_key="lora.kind.prepare_and_train",
+                             resume=_resume_prepare_and_train))
 
 MODULE = Module(id="lora_training", title_key="lora.title", order=10, build_ui=_build_ui,
                 job_kinds=JOB_KINDS + list(DATA_JOB_KINDS))

@@ -30,6 +30,12 @@ def test_lora_train_job_kind_through_runner(ctx, tiny_sdxl):
     assert Image.open(preview).size == (64, 64)
     logs = " ".join(r["message"] for r in ctx.store.logs(job_id))
     assert "VRAM" in logs and "LoRA saved" in logs
+    # Resume (Jobs tab / REST /resume) continues from the state that job wrote
+    new_id = ctx.jobs.resume(job_id)
+    row2 = ctx.jobs.wait(new_id, timeout=240)
+    assert row2["status"] == "completed" and row2["parent_id"] == job_id
+    assert row2["params"]["resume_from"] == row["result"]["state"]
+    assert row2["result"]["steps"] == 3  # already done: nothing left, the same LoRA is written again
     # params are validated with a clear field name (REST answers 422 with it)
     from pydantic import ValidationError
 
