@@ -15,8 +15,11 @@ def test_stop_then_resume_matches_uninterrupted(ctx, tiny_sdxl, tmp_path):
     data(ctx, project="b", n=3)
     kw = dict(max_steps=0, epochs=3, grad_accum=2, dropout=0.1, noise_offset=0.05, min_snr_gamma=5.0,
               lr_scheduler="cosine", warmup_steps=1, save_every_epochs=1, keep_last=2)
-    full = train(quiet_job(tmp_path / "j1"), params(tiny_sdxl, project="a", **kw), ctx)
+    # the uninterrupted run also renders samples: they must not shift its RNG (same weights)
+    full = train(quiet_job(tmp_path / "j1"), params(tiny_sdxl, project="a", sample_prompts=["sks cat"],
+                                                    sample_every_steps=2, sample_inference_steps=2, **kw), ctx)
     assert full["steps"] == 6 and not full["stopped"]
+    assert len(list((ctx.path("LORA_PROJECTS_DIR") / "a" / "samples").glob("*.png"))) == 3
 
     job = StopAt(3, workdir=tmp_path / "j2")
     part = train(job, params(tiny_sdxl, project="b", **kw), ctx)

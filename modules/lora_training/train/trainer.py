@@ -280,7 +280,8 @@ class Trainer:
         s = self.s
         batches = []
         g = torch.Generator().manual_seed(self.p.seed + 7)  # fixed latent draw for held-out images
-        with torch.no_grad():
+        # trained text encoders: eval mode + forked RNG, so their dropout does not shift the run
+        with sampler.isolated(s.te1, s.te2, device=s.device), torch.no_grad():
             for it in s.val_items:
                 batches.append((s.latents([it], g), *s.conditioning([it])))
         return sampler.validation_loss(s.unet, s.noise_scheduler, batches, self._loss, s.device, seed=self.p.seed)
