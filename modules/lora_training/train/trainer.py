@@ -130,8 +130,8 @@ class Trainer:
         if p.gradient_checkpointing:
             s.unet.enable_gradient_checkpointing()
             if s.te_trained:
-                s.te1.gradient_checkpointing_enable()
-                s.te2.gradient_checkpointing_enable()
+                for te in (s.te1, s.te2):  # transformers 5 renamed it; keep the old name working
+                    (getattr(te, "activation_checkpointing_enable", None) or te.gradient_checkpointing_enable)()
         s.unet.train()
         self.opt = optim.build_optimizer(p.optimizer, groups, p.weight_decay, s.device)
         self.sched = optim.build_scheduler(p.lr_scheduler, self.opt, p.warmup_steps, self.total)
