@@ -68,10 +68,15 @@ def load_pipeline(base: BaseRef, ctx: Any, dtype=None):
         return StableDiffusionXLPipeline.from_pretrained(base.ref, dtype=dtype, local_files_only=offline)
     except StudioError:
         raise
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except OSError as exc:
         # huggingface_hub raises OSError subclasses for "not cached and offline" / 404
+        if base.kind == "file":  # the file is there; its component configs are not
+            raise StudioError("lora.single_file_config", name=Path(base.ref).name) from exc
         raise StudioError("lora.base_missing", name=base.ref,
                           folder=str(ctx.path("CHECKPOINTS_DIR"))) from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged or non-SDXL checkpoint
+        raise StudioError("lora.base_unreadable", name=Path(base.ref).name,
+                          error=f"{type(exc).__name__}: {exc}"[:300]) from exc
 
 
 def read_unet_config(base: BaseRef) -> dict | None:
