@@ -42,11 +42,21 @@ def main(argv: list[str] | None = None) -> int:
         return run_job_foreground(ctx, args.kind, read_params(args.params))
     from core.shell import launch
 
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    host = "0.0.0.0" if args.listen else ctx.config.get("HOST", "127.0.0.1")
-    port = args.port or int(ctx.config.get("PORT", 7860))
-    launch(ctx, host=host, port=port, share=args.share, auth=auth)  # type: ignore[arg-type]
+    host, port, auth = server_options(args, ctx.config)
+    launch(ctx, host=host, port=port, share=args.share, auth=auth)
     return 0
+
+
+def server_options(args: argparse.Namespace, config) -> tuple[str, int, tuple[str, str] | None]:
+    """(host, port, auth): 127.0.0.1 unless --listen (or a HOST setting); auth from user:pass."""
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not (user and sep and password):  # "user" alone would give Gradio a broken 1-tuple
+            raise SystemExit("--auth must be user:password")
+        auth = (user, password)
+    host = "0.0.0.0" if args.listen else str(config.get("HOST", "127.0.0.1"))
+    return host, args.port or int(config.get("PORT", 7860)), auth
 
 
 if __name__ == "__main__":

@@ -7,19 +7,35 @@ after an id, metrics, artifacts), stop, resume, delete.
 """
 from __future__ import annotations
 
+import re
+import json
 import secrets
 import shutil
-from typing import Any
+import sqlite3
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field, ValidationError
 
 from core.errors import StudioError
+from core.store import is_disk_full
 from core.system import system_info
 from core.ui.job_view import eta_seconds
 
 MAX_ID = 2**62
+# Job ids are "20260101-120000-abc123": no dot, slash or NUL can reach the store or a folder name.
+JobId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+# Documented so that clients (and the schema fuzzer) know every status a route can answer.
+NOT_FOUND = {404: {"model": ErrorOut, "description": "no such job"}}
+CONFLICT = {409: {"model": ErrorOut, "description": "the job is not in a state that allows this"}}
 
 
 class JobCreate(BaseModel):
@@ -65,6 +81,15 @@ def create_api(ctx, auth: tuple[str, str] | None = None) -> FastAPI:
         deps = [Depends(check)]
     api = FastAPI(title="CyberBill Studio API", version="1.0", dependencies=deps)
 
+    async def disk_full(request: Request, exc: Exception) -> JSONResponse:
+        """A full disk under the store is a clear 507, not an anonymous 500."""
+        if not is_disk_full(exc):
+            raise exc
+        return JSONResponse({"detail": ctx.t("rel.store_full")}, status_code=507)
+
+    api.add_exception_handler(OSError, disk_full)
+    api.add_exception_handler(sqlite3.OperationalError, disk_full)
+
     def row_or_404(job_id: str) -> dict:
         row = ctx.store.get_job(job_id)
         if row is None:
@@ -74,18 +99,23 @@ def create_api(ctx, auth: tuple[str, str] | None = None) -> FastAPI:
     def studio_error(exc: StudioError, code: int = 409) -> HTTPException:
         return HTTPException(code, exc.render(ctx.t))
 
-    @api.post("/jobs", status_code=201, response_model=JobState)
+    @api.post("/jobs", status_code=201, response_model=JobState,
+              responses={400: {"model": ErrorOut, "description": "the body is not JSON"}})
     def create_job(body: JobCreate) -> JobState:
         if body.kind not in ctx.jobs.kinds:
             raise HTTPException(422, [{"loc": ["body", "kind"], "msg": ctx.t("jobs.unknown_kind", kind=body.kind),
                                        "type": "value_error"}])
         try:
-            job_id = ctx.jobs.create(body.kind, body.params)
+            # Strict JSON validation: a REST client sending `false` for an int or "3" for a
+            # number is told so (422) rather than silently coerced, as the schema promises.
+            model = ctx.jobs.kinds[body.kind].params
+            params = model.model_validate_json(json.dumps(body.params), strict=True)
+            job_id = ctx.jobs.create(body.kind, params)
         except ValidationError as exc:
             raise HTTPException(422, [{"loc": ["body", "params", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                                       for e in exc.errors(include_url=False, include_input=False)])
-        except StudioError as exc:
-            raise studio_error(exc, 422)
+        except StudioError as exc:  # same shape as a validation error, as documented for 422
+            raise HTTPException(422, [{"loc": ["body", "params"], "msg": exc.render(ctx.t), "type": "value_error"}])
         if body.start:
             ctx.jobs.start(job_id)
         return _state(ctx, ctx.store.get_job(job_id))
@@ -95,26 +125,27 @@ def create_api(ctx, auth: tuple[str, str] | None = None) -> FastAPI:
                   limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID)) -> list[JobState]:
         return [_state(ctx, r) for r in ctx.store.list_jobs(status, kind, limit, offset)]
 
-    @api.get("/jobs/{job_id}", response_model=JobState)
-    def get_job(job_id: str) -> JobState:
+    @api.get("/jobs/{job_id}", response_model=JobState, responses=NOT_FOUND)
+    def get_job(job_id: JobId) -> JobState:
         return _state(ctx, row_or_404(job_id))
 
-    @api.post("/jobs/{job_id}/start", response_model=JobState)
-    def start_job(job_id: str) -> JobState:
+    @api.post("/jobs/{job_id}/start", response_model=JobState, responses={**NOT_FOUND, **CONFLICT})
+    def start_job(job_id: JobId) -> JobState:
         row = row_or_404(job_id)
         if row["status"] != "pending" or ctx.jobs.get(job_id) is None:
             raise HTTPException(409, ctx.t("jobs.cannot_start", id=job_id, status=row["status"]))
         ctx.jobs.start(job_id)
         return _state(ctx, ctx.store.get_job(job_id))
 
-    @api.post("/jobs/{job_id}/stop", response_model=JobState)
-    def stop_job(job_id: str) -> JobState:
+    @api.post("/jobs/{job_id}/stop", response_model=JobState, responses=NOT_FOUND)
+    def stop_job(job_id: JobId) -> JobState:
         row_or_404(job_id)
         ctx.jobs.stop(job_id)
         return _state(ctx, ctx.store.get_job(job_id))
 
-    @api.post("/jobs/{job_id}/resume", response_model=JobState, status_code=201)
-    def resume_job(job_id: str) -> JobState:
+    @api.post("/jobs/{job_id}/resume", response_model=JobState, status_code=201,
+              responses={**NOT_FOUND, **CONFLICT})
+    def resume_job(job_id: JobId) -> JobState:
         row_or_404(job_id)
         try:
             new_id = ctx.jobs.resume(job_id)
@@ -122,27 +153,27 @@ def create_api(ctx, auth: tuple[str, str] | None = None) -> FastAPI:
             raise studio_error(exc)
         return _state(ctx, ctx.store.get_job(new_id))
 
-    @api.delete("/jobs/{job_id}", status_code=204)
-    def delete_job(job_id: str) -> None:
+    @api.delete("/jobs/{job_id}", status_code=204, responses={**NOT_FOUND, **CONFLICT})
+    def delete_job(job_id: JobId) -> None:
         row = row_or_404(job_id)
         if row["status"] in ("pending", "running") and ctx.jobs.get(job_id) is not None:
             raise HTTPException(409, ctx.t("jobs.still_active", id=job_id))
         ctx.store.delete_job(job_id)
         shutil.rmtree(ctx.jobs.jobs_dir / job_id, ignore_errors=True)
 
-    @api.get("/jobs/{job_id}/logs")
-    def job_logs(job_id: str, after: int = Query(0, ge=0, le=MAX_ID),
+    @api.get("/jobs/{job_id}/logs", responses=NOT_FOUND)
+    def job_logs(job_id: JobId, after: int = Query(0, ge=0, le=MAX_ID),
                  limit: int = Query(1000, ge=1, le=10000)) -> list[dict]:
         row_or_404(job_id)
         return ctx.store.logs(job_id, after, limit)
 
-    @api.get("/jobs/{job_id}/metrics")
-    def job_metrics(job_id: str, name: str | None = Query(None, max_length=100)) -> list[dict]:
+    @api.get("/jobs/{job_id}/metrics", responses=NOT_FOUND)
+    def job_metrics(job_id: JobId, name: str | None = Query(None, max_length=100)) -> list[dict]:
         row_or_404(job_id)
         return ctx.store.metrics(job_id, name)
 
-    @api.get("/jobs/{job_id}/artifacts")
-    def job_artifacts(job_id: str) -> list[dict]:
+    @api.get("/jobs/{job_id}/artifacts", responses=NOT_FOUND)
+    def job_artifacts(job_id: JobId) -> list[dict]:
         row_or_404(job_id)
         return ctx.store.artifacts(job_id)
 
@@ -158,7 +189,39 @@ def create_api(ctx, auth: tuple[str, str] | None = None) -> FastAPI:
     for module in ctx.modules:
         if module.api_router is not None:
             api.include_router(module.api_router(ctx))
+    _document_kinds(api, ctx)
     return api
+
+
+def _document_kinds(api: FastAPI, ctx) -> None:
+    """Publish JobCreate as one variant per registered kind, each with its own params schema.
+
+    The pydantic model only says "kind: str, params: object", so a client (or a schema
+    fuzzer) could not know which kinds exist nor what their params look like. Built at
+    each schema request, so kinds registered after startup appear too.
+    """
+    base = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        api.openapi_schema = None
+        schema = base()
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        variants = []
+        for name, kind in sorted(ctx.jobs.kinds.items()):
+            tag = re.sub(r"[^A-Za-z0-9_]", "_", name)
+            params = kind.params.model_json_schema(ref_template=f"#/components/schemas/{tag}__{{model}}")
+            for dname, sub in params.pop("$defs", {}).items():
+                comps[f"{tag}__{dname}"] = sub
+            variants.append({
+                "type": "object", "title": f"JobCreate[{name}]",
+                "required": ["kind", "params"] if params.get("required") else ["kind"],
+                "properties": {"kind": {"type": "string", "enum": [name]}, "params": params,
+                               "start": {"type": "boolean", "default": False}}})
+        if variants:
+            comps["JobCreate"] = {"title": "JobCreate", "oneOf": variants}
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 def mount_api(app, ctx, auth: tuple[str, str] | None = None) -> FastAPI:

@@ -11,6 +11,7 @@ lease, so two GPU jobs can never overlap. CPU kinds get their own small pool.
 from __future__ import annotations
 
 import queue
+import sqlite3
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from core.errors import JobStopped, StudioError
-from core.store import FINAL, Store
+from core.store import FINAL, Store, is_disk_full
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.context import StudioContext
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 LEVELS = ("debug", "info", "warning", "error")
 FLUSH_INTERVAL_S = 0.2
+STORE_RETRY_S = 30.0  # how long a job's final state is retried while the store cannot write
+MAX_BACKLOG = 50_000  # events kept for retry while the store cannot write (oldest dropped beyond)
 
 
 class Job:
@@ -108,7 +111,8 @@ class Job:
 
 
 class ConsoleJob(Job):
-    """A Job for scripts and the CLI: prints events, Ctrl+C asks for a stop."""
+    """A Job for scripts: prints events as they come. (`core.cli.run_job_foreground` runs a
+    job through the real runner instead, with Ctrl+C = Stop and the job in the store.)"""
 
     def __init__(self, kind: str, params: Any = None, workdir: Path | None = None, t=None, verbose: bool = True):
         from core.i18n import Translator
@@ -126,6 +130,11 @@ class ConsoleJob(Job):
             print(f"[{ev[3]}] {ev[4]}", file=sys.stderr, flush=True)
         elif ev[0] == "progress" and ev[3]:
             print(f"  {ev[4]} {ev[2]:.0f}/{ev[3]:.0f}", file=sys.stderr, flush=True)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Store errors worth retrying: a full disk, a locked or unreachable database file."""
+    return is_disk_full(exc) or isinstance(exc, (OSError, sqlite3.OperationalError))
 
 
 @dataclass(order=True)
@@ -301,6 +310,8 @@ class JobRunner:
                 self._running.add(job_id)
             try:
                 self._run_one(job, fn, gpu)
+            except Exception:  # noqa: BLE001 - e.g. the store failing; the worker must live on
+                traceback.print_exc()
             finally:
                 with self._cond:
                     self._running.discard(job_id)
@@ -311,7 +322,7 @@ class JobRunner:
         device = models.device_name() if (models is not None and gpu) else "cpu"
         job.workdir.mkdir(parents=True, exist_ok=True)
         job.started = time.time()
-        self.store.set_status(job.id, "running", device=device)
+        self._persist(self.store.set_status, job.id, "running", device=device)
         job.info(self.t("jobs.log.started", kind=job.kind, device=device))
         status, error, result = "completed", None, None
         try:
@@ -328,12 +339,18 @@ class JobRunner:
             status = "failed"
             if models is not None and models.is_oom(exc):
                 error = self.t("errors.oom", hint=self.t("errors.oom_hint"))
+            elif is_disk_full(exc):
+                error = self.t("rel.disk_full", path=getattr(exc, "filename", None) or job.workdir)
             else:
                 error = self.t("errors.unexpected", error=f"{type(exc).__name__}: {exc}")
             job.error(error)
             job.error(traceback.format_exc())
         finally:
-            if models is not None:
+            # release() ends in a full gc.collect() (+ empty_cache): ~0.5 s with torch and
+            # gradio loaded, which made a tiny CPU job cost 0.5 s (seen in the soak). A CPU
+            # job that loaded nothing through the manager has nothing to give back.
+            owns = models is not None and any(owner == job.id for owner, _ in models.loaded())
+            if models is not None and (gpu or owns):
                 try:
                     models.release(job.id)
                 except Exception:  # noqa: BLE001
@@ -342,13 +359,28 @@ class JobRunner:
         self.flush()
         if result is not None and not isinstance(result, (dict, list, str, int, float)):
             result = {"value": str(result)}
-        self.store.set_status(job.id, status, error=error, result=result)
+        self._persist(self.store.set_status, job.id, status, error=error, result=result)
+
+    def _persist(self, write: Callable[..., None], *args: Any, **kwargs: Any) -> bool:
+        """A store write retried while the disk is full, so a job's final state is not lost
+        and the worker thread never dies of it. False if it still failed after STORE_RETRY_S."""
+        deadline, delay = time.time() + STORE_RETRY_S, 0.05
+        while True:
+            try:
+                write(*args, **kwargs)
+                return True
+            except Exception as exc:  # noqa: BLE001
+                if not _transient(exc) or time.time() > deadline or self._closing:
+                    print(f"job store write failed for good: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    return False
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _write_loop(self) -> None:
         pending: list[tuple] = []
         waiters: list[threading.Event] = []
         last_progress: dict[str, tuple] = {}
-        alive = True
+        alive, failing = True, False
         while alive:
             try:
                 ev = self._events.get(timeout=FLUSH_INTERVAL_S)
@@ -378,8 +410,20 @@ class JobRunner:
                 pending, last_progress = [], {}
                 try:
                     self.store.write_events(batch)
-                except Exception:  # noqa: BLE001 - a full disk must not kill the writer
-                    traceback.print_exc()
+                    failing = False
+                except Exception as exc:  # noqa: BLE001 - a full disk must not kill the writer
+                    if not _transient(exc):  # a batch SQLite will never take: drop it, go on
+                        traceback.print_exc()
+                    else:
+                        if not failing:  # one line per outage, not one per flush
+                            print(f"job events not written, will retry: {type(exc).__name__}: {exc}",
+                                  file=sys.stderr)
+                        failing = True
+                        # keep them for the next flush (bounded: a long outage drops the oldest)
+                        pending = [e for e in batch if e[0] != "progress"][-MAX_BACKLOG:]
+                        for e in batch:
+                            if e[0] == "progress" and e[1] not in last_progress:
+                                last_progress[e[1]] = e
             for w in waiters:
                 w.set()
             waiters = []

@@ -53,6 +53,14 @@ def build_app(ctx) -> gr.Blocks:
     return demo
 
 
+def private_files(ctx) -> list[str]:
+    """Files inside the allowed folders that the file route must never serve: the job
+    database (DATA_DIR is an allowed root because job previews live under it) and the
+    user's settings."""
+    db = str(ctx.store.path)
+    return [db, db + "-wal", db + "-shm", db + "-journal", str(ctx.config.user_file)]
+
+
 def launch(ctx, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            auth: tuple[str, str] | None = None, block: bool = True) -> gr.Blocks:
     from core.api import mount_api
@@ -64,6 +72,7 @@ def launch(ctx, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
     demo.launch(
         server_name=host, server_port=port, share=share, auth=auth, prevent_thread_lock=True,
         allowed_paths=[str(p) for p in ctx.config.allowed_roots()] + [str(ctx.jobs.jobs_dir)],
+        blocked_paths=private_files(ctx),
         max_file_size=f"{int(ctx.config.get('MAX_UPLOAD_MB', 512))}mb", i18n=ctx.i18n, css=CSS,
         quiet=not block, show_error=True,
     )

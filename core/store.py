@@ -6,6 +6,7 @@ flush, not per line. Readers (UI polling, REST) use the same API and see committ
 """
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -61,6 +62,13 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 CREATE INDEX IF NOT EXISTS artifacts_job ON artifacts(job_id, id);
 """
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for the ways a full disk (or a file size/quota limit) reaches Python."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc).lower()
 
 
 def _row(cur: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
@@ -149,8 +157,9 @@ class Store:
             where.append("status=?")
             args.append(status)
         if kind_prefix:
-            where.append("kind LIKE ?")
-            args.append(kind_prefix.replace("%", "") + "%")
+            # a prefix match: the user's % and _ are literal characters, not LIKE wildcards
+            where.append("kind LIKE ? ESCAPE '\\'")
+            args.append(kind_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
         sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created DESC LIMIT ? OFFSET ?"
         return [_decode_job(r) for r in self._exec(sql, args + [limit, offset]).fetchall()]

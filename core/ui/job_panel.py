@@ -11,7 +11,8 @@ Usage inside a module's `build_ui(ctx)`:
     run.click(lambda a, b: panel.submit("sr.upscale", {"x": a, "y": b}),
               inputs=[a, b], outputs=panel.job_id)
 
-`submit` validates params against the kind's model and turns a bad field or a
+`panel.finished` (hidden) becomes "<id>:<status>" when the job ends: hook `.change` on it to
+refresh lists. `submit` validates params against the kind's model and turns a bad field or a
 StudioError into a translated `gr.Error` (the form stays as the user left it).
 """
 from __future__ import annotations
@@ -53,8 +54,11 @@ class JobPanel:
             self.gallery = gr.Gallery(label=i18n("panel.previews"), columns=4, height=260, visible=previews)
             self.files = gr.File(label=i18n("panel.outputs"), file_count="multiple", interactive=False,
                                  visible=outputs)
+        # Set to "<job id>:<status>" once the followed job is final; tabs hook `.change` on it
+        # to refresh what the job produced (e.g. a model list).
+        self.finished = gr.Textbox(visible=False)
         self.timer = gr.Timer(poll_s)
-        self.views = [self.status, self.log, self.chart, self.gallery, self.files]
+        self.views = [self.status, self.log, self.chart, self.gallery, self.files, self.finished]
         self.timer.tick(self.refresh, inputs=self.job_id, outputs=self.views, show_progress="hidden")
         self.job_id.change(self.refresh, inputs=self.job_id, outputs=self.views, show_progress="hidden")
         self.stop_btn.click(self.stop, inputs=self.job_id, outputs=self.status)
@@ -94,14 +98,15 @@ class JobPanel:
         store, t = self.ctx.store, self.ctx.t
         row = store.get_job(job_id) if job_id else None
         if row is None:
-            return t("panel.no_job"), "", None, [], None
+            return t("panel.no_job"), "", None, [], None, ""
+        final = f"{job_id}:{row['status']}" if row["status"] not in ACTIVE else ""
         status = status_markdown(row, t, self.ctx.jobs.queue_position(job_id))
         logs = format_logs(*store.tail_logs(job_id))
         chart = metric_frame(store.metrics(job_id), self.metrics or None) if self.metrics else None
         previews = [a["path"] for a in store.artifacts(job_id, "preview")][-12:]
         outs = [a["path"] for a in store.artifacts(job_id) if a["kind"] != "preview"]
         outs = [p for p in outs if _exists(p)][-50:] or None
-        return status, logs, chart, previews, outs
+        return status, logs, chart, previews, outs, final
 
 
 def _exists(path: str) -> bool:

@@ -110,6 +110,8 @@ def test_cancel_queued_job_removes_it_from_queue(bare_ctx):
 def test_stop_in_one_job_does_not_stop_another(bare_ctx):
     a = bare_ctx.jobs.submit("t.a", {}, looping(n=40, dt=0.005), gpu=False)
     b = bare_ctx.jobs.submit("t.b", {}, looping(n=40, dt=0.005), gpu=False)
+    while a not in bare_ctx.jobs.running():
+        time.sleep(0.005)
     bare_ctx.jobs.stop(a)
     assert bare_ctx.jobs.wait(a)["status"] == "stopped"
     assert bare_ctx.jobs.wait(b)["status"] == "completed"

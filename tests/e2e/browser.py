@@ -66,3 +66,15 @@ def running_studio(ctx):
         yield f"http://127.0.0.1:{port}"
     finally:
         demo.close()
+
+
+def screenshot_dir(tmp_path) -> "Path":
+    """docs/screenshots when UPDATE_SCREENSHOTS=1 (refreshing the README's pictures), else tmp."""
+    from pathlib import Path
+
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        out = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    else:
+        out = Path(tmp_path) / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.e2e import loop_module
-from tests.e2e.browser import browser_page, running_studio
+from tests.e2e.browser import browser_page, running_studio, screenshot_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,8 @@ def open_loop_tab(page):
     page.get_by_role("tab", name="Jobs").first.click()
 
 
-def test_follow_reload_stop_and_jobs_tab(bare_ctx):
+def test_follow_reload_stop_and_jobs_tab(bare_ctx, tmp_path):
+    shots = screenshot_dir(tmp_path)
     loop_module.install(bare_ctx)
     with running_studio(bare_ctx) as url, browser_page() as page:
         page.goto(url, wait_until="networkidle")
@@ -44,7 +45,7 @@ def test_follow_reload_stop_and_jobs_tab(bare_ctx):
         assert row["status"] == "stopped" and row["result"]["last"] < 200
         status = page.locator(".cb-job-status").first
         page.wait_for_function("el => /Stopped/.test(el.innerText)", arg=status.element_handle(), timeout=20_000)
-        page.screenshot(path="docs/screenshots/job_panel_stopped.png", full_page=False)
+        page.screenshot(path=str(shots / "job_panel_stopped.png"), full_page=False)
 
         page.get_by_role("tab", name="Jobs").last.click()
         page.get_by_role("button", name="Refresh").first.click()
@@ -55,4 +56,4 @@ def test_follow_reload_stop_and_jobs_tab(bare_ctx):
         page.wait_for_function("el => /stop seen at step/.test(el.value)", arg=details_log.element_handle(),
                                timeout=20_000)
         time.sleep(0.5)
-        page.screenshot(path="docs/screenshots/jobs_tab_details.png", full_page=True)
+        page.screenshot(path=str(shots / "jobs_tab_details.png"), full_page=True)

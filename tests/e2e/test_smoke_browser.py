@@ -1,14 +1,11 @@
 """The page loads in a real browser, every tab opens, French works; screenshots to docs/."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from core.i18n import load_locale
-from tests.e2e.browser import browser_page, running_studio
+from tests.e2e.browser import browser_page, running_studio, screenshot_dir
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = pytest.mark.e2e
 
 
@@ -18,8 +15,8 @@ def tab_names(ctx, lang):
 
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
-def test_every_tab_opens(ctx, lang):
-    DOCS.mkdir(parents=True, exist_ok=True)
+def test_every_tab_opens(ctx, lang, tmp_path):
+    DOCS = screenshot_dir(tmp_path)
     with running_studio(ctx) as url, browser_page(locale="fr-FR" if lang == "fr" else "en-US") as page:
         page.goto(url, wait_until="networkidle")
         page.get_by_text(load_locale(lang)["app.title"]).first.wait_for(timeout=30_000)
