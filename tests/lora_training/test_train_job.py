@@ -67,14 +67,24 @@ def test_prepare_and_train_uses_the_data_side(ctx, tiny_sdxl, tmp_path):
     pytest.importorskip("modules.lora_training.data")
     from tests.lora_training.tiny_sdxl import make_images
 
+    import shutil
+
+    from tests.lora_training.tiny_florence import make_tiny_florence
+
+    shutil.copytree(make_tiny_florence(tmp_path / "florence"), ctx.path("CAPTIONERS_DIR") / "tiny-florence")
     src = tmp_path / "src"
-    make_images(src, n=2, size=300)  # imported, bucketed and resized by the data side
+    make_images(src, n=2, size=300, captions=False)  # imported, cropped and resized by the data side
     before = sorted((p.name, p.stat().st_mtime_ns) for p in src.iterdir())
     job_id = ctx.jobs.submit("lora.prepare_and_train", {
-        "source_dir": str(src), "caption": False, "mode": "crop",
+        "source_dir": str(src), "caption": True, "caption_model": "tiny-florence", "caption_task": "<CAPTION>",
+        "mode": "crop",
         "train": {"project": "pt", "base_model": str(tiny_sdxl), "resolution": 256, "rank": 4, "alpha": 4,
+                  "trigger_word": "sks",
                   "max_steps": 1, "save_every_epochs": 0}})
     row = ctx.jobs.wait(job_id, timeout=240)
     assert row["status"] == "completed", ctx.store.logs(job_id)[-5:]
     assert row["result"]["prepare"]["imported"] == 2 and row["result"]["train"]["steps"] == 1
+    caps = sorted((ctx.path("LORA_PROJECTS_DIR") / "pt" / "data").rglob("*.txt"))
+    assert len(caps) == 2 and all(c.read_text(encoding="utf-8").startswith("sks") for c in caps)
+    assert ctx.models.loaded() == []  # captioner and SDXL both released
     assert sorted((p.name, p.stat().st_mtime_ns) for p in src.iterdir()) == before  # source untouched
