@@ -213,4 +213,5 @@ def build_ui(ctx) -> None:
 
         prep_btn.click(prepare_and_train, inputs=form + extra, outputs=panel.job_id)
     panel.job_id.change(lambda: list_loras(ctx), outputs=loras)
-    gr.Timer(10).tick(lambda: list_loras(ctx), outputs=loras, show_progress="hidden")
+    # no timer of our own (it would keep the page busy): the list follows the panel's status
+    panel.status.change(lambda: list_loras(ctx), outputs=loras, show_progress="hidden")
