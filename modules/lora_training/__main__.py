@@ -1,0 +1,109 @@
+"""Headless LoRA training: `python -m modules.lora_training train --config cfg.json`.
+
+The config is the JSON of `TrainParams` (the same fields as the tab and `POST /api/jobs`
+with kind `lora.train`), or of `PrepareAndTrainParams` (a `"train"` object plus import and
+caption fields) to run the whole Prepare & Train chain. `--set key=value` overrides a field.
+Ctrl+C asks for a clean stop (LoRA + resumable state saved); a second Ctrl+C aborts.
+
+Several GPUs: `accelerate launch -m modules.lora_training train --config cfg.json`. With
+WORLD_SIZE > 1 the run uses an `accelerate.Accelerator` (DDP on the UNet, batches sharded by
+rank, rank 0 writes checkpoints, samples and the LoRA); otherwise it is one plain process.
+`estimate --config cfg.json` prints the plan (steps, VRAM) without loading any weights.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def _load_params(path: str, overrides: list[str]):
+    from modules.lora_training.train.config import TrainParams
+    from modules.lora_training.train.prepare_and_train import PrepareAndTrainParams
+
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    for item in overrides:
+        key, _, value = item.partition("=")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        target = raw["train"] if "train" in raw and key in TrainParams.model_fields else raw
+        target[key] = parsed
+    return PrepareAndTrainParams.model_validate(raw) if "train" in raw else TrainParams.model_validate(raw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m modules.lora_training", description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["train", "estimate"])
+    ap.add_argument("--config", required=True, help="JSON file of TrainParams or PrepareAndTrainParams")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field")
+    ap.add_argument("--home", default=None, help="studio home (default: CYBERBILL_HOME or the install folder)")
+    args = ap.parse_args(argv)
+
+    from pydantic import ValidationError
+
+    from core.context import build_context
+    from core.errors import StudioError
+    from core.jobs import ConsoleJob
+
+    try:
+        params = _load_params(args.config, args.set)
+    except (OSError, ValueError, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ctx = build_context(args.home, load_modules=False)
+    job = None
+    try:
+        if args.command == "estimate":
+            print(json.dumps(_estimate(params, ctx), indent=2))
+            return 0
+        job = ConsoleJob("lora.train", params, workdir=ctx.path("OUTPUTS_DIR") / "cli" / "lora_training", t=ctx.t)
+        job.workdir.mkdir(parents=True, exist_ok=True)
+
+        def on_sigint(*_):
+            if job.should_stop():
+                raise KeyboardInterrupt
+            job.request_stop()
+            print("stopping after the current step (Ctrl+C again to abort)", file=sys.stderr)
+
+        signal.signal(signal.SIGINT, on_sigint)
+        result = _run(job, params, ctx)
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    except StudioError as exc:
+        print(f"error: {exc.render(ctx.t)}", file=sys.stderr)
+        return 1
+    finally:
+        if job is not None:
+            ctx.models.release(job.id, include_kept=True)
+        ctx.close()
+
+
+def _run(job, params, ctx) -> dict:
+    from modules.lora_training.train.prepare_and_train import PrepareAndTrainParams, run_prepare_and_train
+    from modules.lora_training.train.trainer import train
+
+    dist = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import Accelerator
+
+        dist = Accelerator()
+        job.info(ctx.t("lora.log.distributed", world=dist.num_processes, rank=dist.process_index))
+    if isinstance(params, PrepareAndTrainParams):
+        return run_prepare_and_train(job, params, ctx)
+    return train(job, params, ctx, dist=dist)
+
+
+def _estimate(params, ctx) -> dict:
+    from modules.lora_training.train.estimate import plan
+
+    tp = getattr(params, "train", params)
+    return plan(tp, ctx)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

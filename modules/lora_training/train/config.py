@@ -1,0 +1,173 @@
+"""Training parameters (pydantic, validated for REST/CLI/UI alike), VRAM presets and the
+pre-run estimate of steps, VRAM and time.
+
+A preset only fills the fields the user did not set explicitly (`model_fields_set`), so
+"12 GB + rank 64" keeps the rank 64. The VRAM estimate is computed from the real parameter
+counts of the UNet (built on the meta device from its config, no weights read) plus
+activation figures per megapixel that are rough, documented approximations.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+Optimizer = Literal["adamw", "adamw8bit", "lion", "prodigy"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+Target = Literal["attn", "attn_mlp", "full"]
+Preset = Literal["none", "8", "12", "16", "24"]
+Scheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
+
+
+class TrainParams(BaseModel):
+    """Everything a training run needs. Paths are resolved by the trainer, never here."""
+
+    project: str = Field("my_lora", description="project folder under LORA_PROJECTS_DIR")
+    data_dir: str = Field("", description="images + .txt captions; default <project>/data")
+    output_name: str = Field("", description="LoRA file name in LORAS_DIR; default = project")
+    base_model: str = Field("", description="diffusers folder, .safetensors file or hub id; default from config")
+    trigger_word: str = ""
+    resolution: int = Field(1024, ge=64, le=2048, multiple_of=8)
+    # LoRA
+    rank: int = Field(16, ge=1, le=256)
+    alpha: float = Field(16.0, gt=0, le=1024)
+    dropout: float = Field(0.0, ge=0.0, le=0.9)
+    target: Target = "attn"
+    train_text_encoder: bool = False
+    lr_unet: float = Field(1e-4, gt=0, le=10.0)
+    lr_te1: float = Field(5e-5, gt=0, le=10.0)
+    lr_te2: float = Field(5e-5, gt=0, le=10.0)
+    # optimisation
+    optimizer: Optimizer = "adamw"
+    weight_decay: float = Field(1e-2, ge=0.0, le=1.0)
+    lr_scheduler: Scheduler = "constant_with_warmup"
+    warmup_steps: int = Field(0, ge=0, le=100_000)
+    epochs: int = Field(10, ge=1, le=10_000)
+    max_steps: int = Field(0, ge=0, le=1_000_000, description="optimizer steps; 0 = from epochs")
+    batch_size: int = Field(1, ge=1, le=64)
+    grad_accum: int = Field(1, ge=1, le=256)
+    max_grad_norm: float = Field(1.0, ge=0.0, le=1000.0, description="0 disables clipping")
+    precision: Precision = "auto"
+    gradient_checkpointing: bool = False
+    cache_latents: bool = True
+    min_snr_gamma: float = Field(5.0, ge=0.0, le=100.0, description="0 disables min-SNR weighting")
+    noise_offset: float = Field(0.0, ge=0.0, le=1.0)
+    seed: int = Field(42, ge=0, le=2**31 - 1)
+    vram_preset: Preset = "none"
+    # live
+    sample_prompts: list[str] = Field(default_factory=list, max_length=8)
+    sample_every_steps: int = Field(0, ge=0)
+    sample_inference_steps: int = Field(20, ge=1, le=150)
+    sample_seed: int = Field(1234, ge=0)
+    validation_images: int = Field(0, ge=0, le=1000, description="images held out for validation loss")
+    validation_every_steps: int = Field(0, ge=0)
+    # checkpoints / output
+    save_every_steps: int = Field(0, ge=0)
+    save_every_epochs: int = Field(1, ge=0)
+    keep_last: int = Field(3, ge=1, le=100)
+    resume_from: str = Field("", description="a state folder, or 'latest' in the project")
+    export_diffusers: bool = False
+
+    @field_validator("project", "output_name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        v = v.strip()
+        if v and (not _SAFE.match(v) or ".." in v):
+            raise ValueError("use letters, digits, space, '_', '-', '.' only (no path separators or '..')")
+        return v
+
+    @field_validator("sample_prompts")
+    @classmethod
+    def _prompts(cls, v: list[str]) -> list[str]:
+        return [p.strip() for p in v if p and p.strip()]
+
+    @property
+    def name(self) -> str:
+        return self.output_name or self.project
+
+
+# What each preset sets (only fields the user left at their default).
+PRESETS: dict[str, dict] = {
+    "8": dict(batch_size=1, gradient_checkpointing=True, optimizer="adamw8bit", cache_latents=True,
+              train_text_encoder=False, precision="auto", rank=8, alpha=8.0),
+    "12": dict(batch_size=1, gradient_checkpointing=True, optimizer="adamw8bit", cache_latents=True,
+               train_text_encoder=False, precision="auto"),
+    "16": dict(batch_size=2, gradient_checkpointing=True, optimizer="adamw", cache_latents=True, precision="auto"),
+    "24": dict(batch_size=4, gradient_checkpointing=False, optimizer="adamw", cache_latents=True, precision="auto"),
+}
+
+
+def apply_preset(params: TrainParams) -> TrainParams:
+    """Return params with the preset's values for every field the user did not set."""
+    preset = PRESETS.get(params.vram_preset)
+    if not preset:
+        return params
+    changes = {k: v for k, v in preset.items() if k not in params.model_fields_set}
+    return params.model_copy(update=changes)
+
+
+def total_steps(params: TrainParams, n_train: int, world: int = 1) -> tuple[int, int]:
+    """(optimizer steps, micro-batches per epoch) for `n_train` images.
+
+    Gradient accumulation cycles stay inside an epoch (the last one may be shorter), so an
+    epoch is ceil(micro-batches / grad_accum) optimizer steps."""
+    per_epoch = max(1, math.ceil(n_train / (params.batch_size * world)))
+    steps = params.max_steps or math.ceil(per_epoch / params.grad_accum) * params.epochs
+    return steps, per_epoch
+
+
+# Rough activation memory per image at 1 megapixel for the SDXL UNet (GiB), measured by the
+# community (kohya/diffusers reports); scaled linearly with pixels and batch size.
+_ACT_GIB_PER_MP = {True: 2.5, False: 9.0}  # gradient checkpointing on / off
+_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+# Real SDXL parameter counts, used when the UNet config cannot be read (single-file base).
+SDXL_UNET_CONFIG = dict(
+    sample_size=128, cross_attention_dim=2048, block_out_channels=(320, 640, 1280), layers_per_block=2,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20), use_linear_projection=True,
+    addition_embed_type="text_time", addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816)
+SDXL_COUNTS = {"unet": 2_567_463_684, "te1": 123_060_480, "te2": 694_659_840, "vae": 83_653_863}
+
+
+def lora_param_count(unet_config: dict | None, rank: int, target: str) -> int:
+    """Exact LoRA parameter count on the UNet, from a meta-device model of its config."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from modules.lora_training.train.lora_setup import unet_target_modules
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(unet_config or SDXL_UNET_CONFIG)
+    names = set(unet_target_modules(unet, target))
+    n = 0
+    for name, mod in unet.named_modules():
+        if name in names:
+            if isinstance(mod, torch.nn.Linear):
+                n += rank * (mod.in_features + mod.out_features)
+            elif isinstance(mod, torch.nn.Conv2d):
+                k = mod.kernel_size[0] * mod.kernel_size[1]
+                n += rank * (mod.in_channels * k + mod.out_channels)
+    return n
+
+
+def estimate(params: TrainParams, n_train: int, unet_params: int, lora_params: int,
+             sec_per_step: float | None = None, world: int = 1, device: str = "cuda") -> dict:
+    """Steps, VRAM (GiB, rough) and time (s, when a measured speed is known)."""
+    steps, per_epoch = total_steps(params, n_train, world)
+    prec = params.precision if params.precision != "auto" else ("bf16" if device.startswith("cuda") else "fp32")
+    weights = unet_params * _BYTES[prec]
+    if params.train_text_encoder or not params.cache_latents:
+        weights += (SDXL_COUNTS["te1"] + SDXL_COUNTS["te2"]) * _BYTES[prec] * unet_params / SDXL_COUNTS["unet"]
+    opt_bytes = {"adamw": 8, "adamw8bit": 2, "lion": 4, "prodigy": 16}[params.optimizer]
+    trainable = lora_params * (4 + 4 + opt_bytes)  # fp32 weights + grads + optimizer states
+    mp = params.resolution ** 2 / 1e6
+    act = _ACT_GIB_PER_MP[params.gradient_checkpointing] * mp * params.batch_size * unet_params / SDXL_COUNTS["unet"]
+    vram = (weights + trainable) / 2**30 + act + 0.5  # + CUDA context / allocator slack
+    return {"steps": steps, "micro_batches_per_epoch": per_epoch, "epochs": params.epochs,
+            "vram_gib": round(vram, 2), "lora_params": lora_params,
+            "seconds": round(steps * sec_per_step * params.grad_accum, 1) if sec_per_step else None}

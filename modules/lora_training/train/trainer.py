@@ -1,0 +1,328 @@
+"""The training loop: steps, accumulation, mixed precision, live metrics, samples,
+validation, periodic checkpoints, Stop (state + usable LoRA within one step) and Resume
+(bit-for-bit the same trajectory as an uninterrupted run with the same seed).
+
+Determinism: the batch order of an epoch is a function of (seed, epoch); every random draw
+of the loss (latent sampling, noise, timesteps) comes from one CPU generator whose state is
+checkpointed, together with torch/CUDA/numpy/python RNG states (LoRA dropout uses torch's).
+A stop mid-accumulation rolls back to the state at the start of that cycle, so a saved
+state is always at an optimizer-step boundary.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from core.errors import StudioError
+from modules.lora_training.train import checkpoint as ck
+from modules.lora_training.train import config as cfg
+from modules.lora_training.train import dataset as ds
+from modules.lora_training.train import export_kohya as ex
+from modules.lora_training.train import lora_setup, optim, sampler, session
+from modules.lora_training.train.estimate import plan, save_timing, timing_key
+from modules.lora_training.train.step import diffusion_loss
+
+
+class Trainer:
+    def __init__(self, job: Any, params: cfg.TrainParams, ctx: Any, dist: Any = None) -> None:
+        self.job, self.ctx, self.dist = job, ctx, dist
+        self.p = cfg.apply_preset(params)
+        self.main = dist is None or dist.is_main_process
+        self.step = 0
+        self.epoch = 0
+        self.pos = 0  # micro-batch index inside the current epoch's batch order
+        self.ema = 0.0
+        self.ema_n = 0
+        self.last_loss = float("nan")
+        self.batches: list[list[int]] = []
+        self.saved_step, self.saved_path = -1, None
+
+    # -- helpers -----------------------------------------------------------------
+    def log(self, key: str, **kw: Any) -> None:
+        if self.main:
+            self.job.info(self.job.t(key, **kw))
+
+    def _loss(self, latents, embeds, pooled, tids, gen, **kw):
+        model = self.ddp_unet if self.dist is not None else self.s.unet
+        return diffusion_loss(model, self.s.noise_scheduler, latents, embeds, pooled, tids, gen,
+                              noise_offset=kw.pop("noise_offset", 0.0), min_snr_gamma=kw.pop("min_snr_gamma", 0.0),
+                              autocast_dtype=self.autocast, weight_dtype=self.s.weight_dtype, **kw)
+
+    def _state(self, rng: dict | None = None) -> dict:
+        return {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": rng or ck.rng_state(self.gen),
+                "step": self.step, "epoch": self.epoch, "pos": self.pos, "ema": self.ema, "ema_n": self.ema_n,
+                "order": [b for bs in self.batches for b in bs][:100_000]}
+
+    def _parts(self) -> dict:
+        return ex.peft_parts(self.s.unet, self.s.te1, self.s.te2, self.s.te_trained)
+
+    def save_state(self, rng: dict | None = None) -> Any:
+        if not self.main:
+            return None
+        if self.saved_step == self.step and self.saved_path is not None:
+            return self.saved_path  # periodic step + epoch saves can land on the same step
+        try:
+            path = ck.save_state(self.s.paths.checkpoints, self.step, self._parts(), self._state(rng),
+                                 {"epoch": self.epoch, "pos": self.pos, "params": self.p.model_dump(mode="json"),
+                                  "dataset_hash": self.dhash, "base": self.s.base.ref}, self.p.keep_last)
+        except OSError as exc:
+            import errno
+
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StudioError("lora.disk_full", path=str(self.s.paths.checkpoints)) from exc
+            raise
+        self.saved_step, self.saved_path = self.step, path
+        self.job.artifact(path, "checkpoint")
+        self.log("lora.log.checkpoint", step=self.step, path=str(path))
+        return path
+
+    def save_lora(self, finished: bool) -> dict:
+        if not self.main:
+            return {}
+        parts = self._parts()
+        meta = ex.metadata(self.p, base_model=self.s.base.ref, steps=self.step, epoch=self.epoch,
+                           dataset_hash=self.dhash, n_images=len(self.s.train_items), finished=finished)
+        out = ex.save_kohya(self.s.paths.loras / f"{self.p.name}.safetensors", ex.to_kohya(parts, self.p.alpha), meta)
+        self.job.artifact(out, "lora")
+        res = {"lora": str(out)}
+        if self.p.export_diffusers:
+            d = ex.save_diffusers(self.s.paths.loras / f"{self.p.name}_diffusers", parts)
+            self.job.artifact(d, "lora_diffusers")
+            res["lora_diffusers"] = str(d)
+        self.log("lora.log.saved_lora", path=str(out))
+        return res
+
+    # -- setup ---------------------------------------------------------------------
+    def setup(self) -> bool:
+        import torch
+
+        p, job, ctx = self.p, self.job, self.ctx
+        self.s = s = session.open_session(p, ctx, job)
+        if self.dist is not None:
+            s.device = str(self.dist.device)
+        self.dhash = ds.dataset_hash(s.train_items + s.val_items)
+        self.resume_dir = ck.find_state(p.resume_from, s.paths.checkpoints) if p.resume_from else None
+        world = self.dist.num_processes if self.dist is not None else 1
+        rank = self.dist.process_index if self.dist is not None else 0
+        self.rank, self.world = rank, world
+        self.per_epoch = len(ds.epoch_batches(s.train_items, p.batch_size, p.seed, 0, rank, world))
+        self.total = p.max_steps or math.ceil(self.per_epoch / p.grad_accum) * p.epochs
+        est = plan(p, ctx, n_train=len(s.train_items), per_epoch=self.per_epoch, world=world, device=s.device)
+        est["steps"] = self.total
+        self.estimate = est
+        self.log("lora.log.estimate", steps=est["steps"], images=len(s.train_items), val=len(s.val_items),
+                 vram=est["vram_gib"], lora_params=est["lora_params"])
+        if est.get("seconds"):
+            self.log("lora.log.estimate_time", time=_fmt_eta(est["seconds"]))
+        self.log("lora.log.options", preset=p.vram_preset, batch=p.batch_size, accum=p.grad_accum,
+                 optimizer=p.optimizer, precision=str(s.weight_dtype).replace("torch.", ""),
+                 ckpt=p.gradient_checkpointing, cache=p.cache_latents, te=p.train_text_encoder)
+        self.log("lora.log.loading", base=s.base.ref)
+        session.load_models(s, ctx, job)
+        if not session.fill_caches(s, job):
+            return False
+        if s.cache is not None and p.cache_latents:
+            self.log("lora.log.cache", hits=s.cache.hits, misses=s.cache.misses, path=str(s.paths.cache))
+        _seed_everything(p.seed)  # LoRA init (gaussian A) draws from torch's RNG
+        groups = lora_setup.setup(s.unet, s.te1, s.te2, p)
+        if p.gradient_checkpointing:
+            s.unet.enable_gradient_checkpointing()
+            if s.te_trained:
+                for te in (s.te1, s.te2):  # transformers 5 renamed it; keep the old name working
+                    (getattr(te, "activation_checkpointing_enable", None) or te.gradient_checkpointing_enable)()
+        s.unet.train()
+        self.opt = optim.build_optimizer(p.optimizer, groups, p.weight_decay, s.device)
+        self.sched = optim.build_scheduler(p.lr_scheduler, self.opt, p.warmup_steps, self.total)
+        fp16 = s.weight_dtype == torch.float16
+        dev_type = "cuda" if s.device.startswith("cuda") else "cpu"
+        self.scaler = torch.amp.GradScaler(dev_type, enabled=fp16)
+        self.autocast = s.weight_dtype if s.weight_dtype != torch.float32 else None
+        self.trainable = [q for g in groups for q in g["params"]]
+        self.gen = torch.Generator().manual_seed(p.seed)
+        if self.dist is not None:
+            self.ddp_unet = self.dist.prepare_model(s.unet)
+        if self.resume_dir is not None:
+            self._resume()
+        return True
+
+    def _resume(self) -> None:
+        from peft.utils import set_peft_model_state_dict
+
+        adapters, state, meta = ck.load_state(self.resume_dir)
+        for part, model in (("unet", self.s.unet), ("te1", self.s.te1), ("te2", self.s.te2)):
+            if (part in adapters) != (part == "unet" or self.s.te_trained):
+                raise StudioError("lora.state_mismatch", detail=f"text encoders trained: {self.s.te_trained}")
+            if part not in adapters:
+                continue
+            try:
+                res = set_peft_model_state_dict(model, {k: v.to(self.s.device) for k, v in adapters[part].items()})
+            except RuntimeError as exc:  # shape mismatch: other rank / targets
+                raise StudioError("lora.state_mismatch", detail=str(exc)[:200]) from exc
+            bad = [k for k in getattr(res, "unexpected_keys", []) if "lora_" in k]
+            if bad:
+                raise StudioError("lora.state_mismatch", detail=", ".join(bad[:3]))
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        ck.set_rng_state(state["rng"], self.gen)
+        self.step, self.epoch, self.pos = int(state["step"]), int(state["epoch"]), int(state["pos"])
+        self.ema, self.ema_n = float(state["ema"]), int(state["ema_n"])
+        self.log("lora.log.resumed", path=str(self.resume_dir), step=self.step, epoch=self.epoch)
+
+    # -- the loop --------------------------------------------------------------------
+    def run(self) -> dict:
+        t_start = time.time()
+        if not self.setup():
+            self.log("lora.log.stopped_early")
+            return {"stopped": True, "steps": 0}
+        p, s, job = self.p, self.s, self.job
+        stopped = False
+        step_times: list[float] = []
+        while self.step < self.total and not stopped:
+            self.batches = ds.epoch_batches(s.train_items, p.batch_size, p.seed, self.epoch, self.rank, self.world)
+            while self.pos < len(self.batches) and self.step < self.total:
+                t0 = time.time()
+                snapshot = ck.rng_state(self.gen)
+                n_micro = min(p.grad_accum, len(self.batches) - self.pos)
+                loss_sum = 0.0
+                for m in range(n_micro):
+                    if job.should_stop():
+                        stopped = True
+                        break
+                    items = [s.train_items[i] for i in self.batches[self.pos + m]]
+                    loss = self._loss(s.latents(items, self.gen), *s.conditioning(items), self.gen,
+                                      noise_offset=p.noise_offset, min_snr_gamma=p.min_snr_gamma)
+                    self.scaler.scale(loss / n_micro).backward() if self.dist is None else \
+                        self.dist.backward(self.scaler.scale(loss / n_micro))
+                    loss_sum += float(loss.detach())
+                if stopped:  # roll back to the last optimizer-step boundary
+                    self.opt.zero_grad(set_to_none=True)
+                    ck.set_rng_state(snapshot, self.gen)
+                    break
+                self._optimizer_step()
+                self.pos += n_micro
+                self.step += 1
+                step_times.append(time.time() - t0)
+                self._after_step(loss_sum / n_micro, step_times)
+                if job.should_stop():
+                    stopped = True
+                    break
+            if not stopped and self.pos >= len(self.batches):
+                self.epoch += 1
+                self.pos = 0
+                if p.save_every_epochs and self.epoch % p.save_every_epochs == 0 and self.step < self.total:
+                    self.save_state()
+        result = {"steps": self.step, "epochs": self.epoch, "stopped": stopped, "loss": self.last_loss,
+                  "loss_smooth": self._smooth(), "estimate": self.estimate,
+                  "seconds": round(time.time() - t_start, 2),
+                  "cache_hits": s.cache.hits if s.cache else 0, "cache_misses": s.cache.misses if s.cache else 0}
+        if step_times and self.main:
+            save_timing(self.ctx, timing_key(p, self.ctx.models.device_name(), s.base.fingerprint),
+                        sorted(step_times)[len(step_times) // 2])
+        if self.main and s.device.startswith("cuda"):
+            import torch
+
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            result["peak_mem_mb"] = round(peak, 1)
+            self.log("lora.log.peak_memory", mb=round(peak))
+        if self.main:
+            state_dir = self.save_state()
+            result["state"] = str(state_dir)
+            result.update(self.save_lora(finished=not stopped))
+            self.log("lora.log.stopped" if stopped else "lora.log.done", step=self.step, total=self.total)
+        return result
+
+    def _optimizer_step(self) -> None:
+        import torch
+
+        p = self.p
+        if p.max_grad_norm > 0:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.trainable, p.max_grad_norm)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+
+    def _smooth(self) -> float:
+        return self.ema / (1 - 0.9 ** self.ema_n) if self.ema_n else float("nan")
+
+    def _after_step(self, loss: float, step_times: list[float]) -> None:
+        p, job = self.p, self.job
+        self.last_loss = loss
+        self.ema = 0.9 * self.ema + 0.1 * loss
+        self.ema_n += 1
+        if not self.main:
+            return
+        lr = self.sched.get_last_lr()[0]
+        if p.optimizer == "prodigy":  # effective LR = lr * d (Prodigy's own estimate)
+            lr *= float(self.opt.param_groups[0].get("d", 1.0))
+        job.metric(self.step, loss=loss, loss_smooth=self._smooth(), lr=lr)
+        recent = step_times[-20:]
+        eta = (self.total - self.step) * sum(recent) / len(recent)
+        job.progress(self.step, self.total, job.t("lora.progress.step", step=self.step, total=self.total,
+                                                  loss=f"{loss:.4f}", eta=_fmt_eta(eta)))
+        if self.step == 1 or self.step % 50 == 0:
+            self.log("lora.log.step", step=self.step, total=self.total, loss=f"{loss:.4f}",
+                     smooth=f"{self._smooth():.4f}", lr=f"{lr:.2e}", eta=_fmt_eta(eta))
+        if p.validation_every_steps and self.s.val_items and self.step % p.validation_every_steps == 0:
+            job.metric(self.step, val_loss=self.validation())
+        if p.sample_every_steps and p.sample_prompts and self.step % p.sample_every_steps == 0:
+            self.samples()
+        if p.save_every_steps and self.step % p.save_every_steps == 0 and self.step < self.total:
+            self.save_state()
+
+    def validation(self) -> float:
+        import torch
+
+        s = self.s
+        batches = []
+        g = torch.Generator().manual_seed(self.p.seed + 7)  # fixed latent draw for held-out images
+        # trained text encoders: eval mode + forked RNG, so their dropout does not shift the run
+        with sampler.isolated(s.te1, s.te2, device=s.device), torch.no_grad():
+            for it in s.val_items:
+                batches.append((s.latents([it], g), *s.conditioning([it])))
+        return sampler.validation_loss(s.unet, s.noise_scheduler, batches, self._loss, s.device, seed=self.p.seed)
+
+    def samples(self) -> None:
+        import torch
+
+        s, p = self.s, self.p
+        embeds = s.sample_embeds
+        if s.te_trained:  # the encoders changed: encode the prompts with the current LoRA
+            with sampler.isolated(s.te1, s.te2, device=s.device), torch.no_grad():
+                embeds = [session.encode_pair(s, q) for q in p.sample_prompts]
+        paths = sampler.render_samples(s.unet, s.vae, s.scheduler_config, embeds, height=p.resolution,
+                                       width=p.resolution, steps=p.sample_inference_steps, seed=p.sample_seed,
+                                       device=s.device, weight_dtype=s.weight_dtype, out_dir=s.paths.samples,
+                                       step=self.step, should_stop=self.job.should_stop)
+        for path in paths:
+            self.job.preview(path)  # already written: recorded as a 'preview' artifact
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds CUDA too
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
+
+
+def train(job: Any, params: cfg.TrainParams, ctx: Any, dist: Any = None) -> dict:
+    """Run one training job (the `lora.train` job kind). Everything it loaded is released
+    when it ends, however it ends (the runner does it too; scripts and the CLI rely on this)."""
+    try:
+        return Trainer(job, params, ctx, dist).run()
+    finally:
+        ctx.models.release(job.id)

@@ -1,0 +1,217 @@
+"""The LoRA training tab: data section (from `modules.lora_training.data`), training
+settings with a VRAM preset and a live estimate, Prepare & Train / Train / Resume, the shared
+JobPanel (log, loss chart raw + smoothed, validation loss, samples, Stop) and the LoRAs
+already in LORAS_DIR.
+
+Handlers are module functions taking `ctx` first, so tests call them without a browser.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+from pydantic import ValidationError
+
+from core.errors import StudioError
+
+# TrainParams fields of the settings form, in the order `_settings` returns their widgets
+FIELDS = ["output_name", "base_model", "vram_preset", "epochs", "max_steps", "batch_size", "grad_accum", "lr_unet",
+          "rank", "alpha", "dropout", "target", "train_text_encoder", "lr_te1", "lr_te2", "optimizer",
+          "lr_scheduler", "warmup_steps", "precision", "gradient_checkpointing", "cache_latents", "min_snr_gamma",
+          "noise_offset", "seed", "sample_prompts", "sample_every_steps", "validation_images",
+          "validation_every_steps", "save_every_steps", "save_every_epochs", "keep_last", "export_diffusers"]
+
+
+def base_choices(ctx) -> list[str]:
+    """The default base plus every diffusers folder / .safetensors under CHECKPOINTS_DIR."""
+    found = [str(ctx.config.get("DEFAULT_SDXL_MODEL_FOR_LORA", ""))]
+    root = ctx.path("CHECKPOINTS_DIR")
+    for p in sorted(root.iterdir()):
+        if (p.is_dir() and (p / "model_index.json").is_file()) or p.suffix.lower() in (".safetensors", ".ckpt"):
+            found.append(str(p))
+    return [c for c in dict.fromkeys(found) if c]
+
+
+def collect(project: str, trigger: str, resolution: Any, values: list[Any]) -> dict:
+    """Form values -> TrainParams dict (only fields the user can see; preset fills the rest)."""
+    from modules.lora_training.train.config import TrainParams
+
+    params: dict[str, Any] = {"project": (project or "").strip(), "trigger_word": trigger or "",
+                              "resolution": int(resolution or 1024)}
+    defaults = TrainParams()
+    for name, value in zip(FIELDS, values):
+        if name == "sample_prompts":
+            value = [line.strip() for line in (value or "").splitlines() if line.strip()]
+        elif name in ("epochs", "max_steps", "batch_size", "grad_accum", "rank", "warmup_steps", "seed",
+                      "sample_every_steps", "validation_images", "validation_every_steps", "save_every_steps",
+                      "save_every_epochs", "keep_last"):
+            value = int(value or 0)
+        # a preset only overrides what the user did not set: send values that differ from defaults
+        if value != getattr(defaults, name) or name in ("output_name", "base_model"):
+            params[name] = value
+    return params
+
+
+def estimate_markdown(ctx, params: dict) -> str:
+    from modules.lora_training.train.config import TrainParams
+    from modules.lora_training.train.estimate import plan
+
+    try:
+        est = plan(TrainParams.model_validate(params), ctx)
+    except (StudioError, ValidationError) as exc:
+        return "⚠️ " + _err(ctx, exc)
+    t = ctx.t("lora.ui.time_unknown") if not est["seconds"] else f"{est['seconds'] / 60:.1f} min"
+    return ctx.t("lora.ui.estimate_md", steps=est["steps"], images=est["images"], vram=est["vram_gib"],
+                 lora_params=f"{est['lora_params']:,}", time=t)
+
+
+def _err(ctx, exc: Exception) -> str:
+    if isinstance(exc, StudioError):
+        return exc.render(ctx.t)
+    if isinstance(exc, ValidationError):
+        e = exc.errors()[0]
+        return ctx.t("lora.ui.bad_field", field=".".join(map(str, e["loc"])), error=e["msg"])
+    return f"{type(exc).__name__}: {exc}"
+
+
+def submit(ctx, kind: str, params: dict) -> str:
+    try:
+        return ctx.jobs.submit(kind, params)
+    except (StudioError, ValidationError) as exc:
+        raise gr.Error(_err(ctx, exc)) from exc
+
+
+def list_loras(ctx) -> list[list[Any]]:
+    """Rows (name, MiB, modified, steps, rank, trigger, finished) of LORAS_DIR's .safetensors."""
+    from safetensors import safe_open
+
+    rows = []
+    for p in sorted(ctx.path("LORAS_DIR").glob("*.safetensors"), key=lambda x: -x.stat().st_mtime):
+        try:
+            with safe_open(str(p), "pt") as f:
+                meta = f.metadata() or {}
+        except Exception:  # noqa: BLE001 - a foreign or damaged file is still listed
+            meta = {}
+        rows.append([p.name, round(p.stat().st_size / 2**20, 2),
+                     time.strftime("%Y-%m-%d %H:%M", time.localtime(p.stat().st_mtime)),
+                     meta.get("ss_steps", ""), meta.get("ss_network_dim", ""), meta.get("ss_training_comment", ""),
+                     meta.get("ss_training_finished", "")])
+    return rows
+
+
+def _settings(ctx, i18n) -> list:
+    from modules.lora_training.train.config import TrainParams
+
+    d = TrainParams()
+    w: dict[str, Any] = {}
+    with gr.Row():
+        w["output_name"] = gr.Textbox(label=i18n("lora.ui.output_name"), placeholder=i18n("lora.ui.output_name_ph"))
+        w["base_model"] = gr.Dropdown(base_choices(ctx), value=base_choices(ctx)[0] if base_choices(ctx) else None,
+                                      allow_custom_value=True, label=i18n("lora.ui.base_model"))
+    w["vram_preset"] = gr.Radio(["none", "8", "12", "16", "24"], value="none", label=i18n("lora.ui.vram_preset"),
+                                info=i18n("lora.ui.vram_preset_info"))
+    with gr.Row():
+        w["epochs"] = gr.Number(d.epochs, label=i18n("lora.ui.epochs"), precision=0, minimum=1)
+        w["max_steps"] = gr.Number(d.max_steps, label=i18n("lora.ui.max_steps"), precision=0, minimum=0)
+        w["batch_size"] = gr.Number(d.batch_size, label=i18n("lora.ui.batch_size"), precision=0, minimum=1)
+        w["grad_accum"] = gr.Number(d.grad_accum, label=i18n("lora.ui.grad_accum"), precision=0, minimum=1)
+    with gr.Row():
+        w["lr_unet"] = gr.Number(d.lr_unet, label=i18n("lora.ui.lr_unet"))
+        w["rank"] = gr.Slider(1, 256, d.rank, step=1, label=i18n("lora.ui.rank"))
+        w["alpha"] = gr.Slider(1, 256, d.alpha, step=1, label=i18n("lora.ui.alpha"))
+    with gr.Accordion(i18n("lora.ui.advanced"), open=False):
+        with gr.Row():
+            w["dropout"] = gr.Slider(0, 0.5, d.dropout, step=0.01, label=i18n("lora.ui.dropout"))
+            w["target"] = gr.Radio(["attn", "attn_mlp", "full"], value=d.target, label=i18n("lora.ui.target"))
+        with gr.Row():
+            w["train_text_encoder"] = gr.Checkbox(d.train_text_encoder, label=i18n("lora.ui.train_te"))
+            w["lr_te1"] = gr.Number(d.lr_te1, label=i18n("lora.ui.lr_te1"))
+            w["lr_te2"] = gr.Number(d.lr_te2, label=i18n("lora.ui.lr_te2"))
+        with gr.Row():
+            w["optimizer"] = gr.Dropdown(["adamw", "adamw8bit", "lion", "prodigy"], value=d.optimizer,
+                                         label=i18n("lora.ui.optimizer"))
+            w["lr_scheduler"] = gr.Dropdown(["constant", "constant_with_warmup", "linear", "cosine",
+                                             "cosine_with_restarts", "polynomial"], value=d.lr_scheduler,
+                                            label=i18n("lora.ui.scheduler"))
+            w["warmup_steps"] = gr.Number(d.warmup_steps, label=i18n("lora.ui.warmup"), precision=0, minimum=0)
+            w["precision"] = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value=d.precision,
+                                         label=i18n("lora.ui.precision"))
+        with gr.Row():
+            w["gradient_checkpointing"] = gr.Checkbox(d.gradient_checkpointing, label=i18n("lora.ui.grad_ckpt"))
+            w["cache_latents"] = gr.Checkbox(d.cache_latents, label=i18n("lora.ui.cache"))
+            w["min_snr_gamma"] = gr.Number(d.min_snr_gamma, label=i18n("lora.ui.min_snr"), minimum=0)
+            w["noise_offset"] = gr.Number(d.noise_offset, label=i18n("lora.ui.noise_offset"), minimum=0, maximum=1)
+            w["seed"] = gr.Number(d.seed, label=i18n("lora.ui.seed"), precision=0, minimum=0)
+    with gr.Accordion(i18n("lora.ui.live"), open=False):
+        w["sample_prompts"] = gr.Textbox(lines=3, label=i18n("lora.ui.sample_prompts"),
+                                         placeholder=i18n("lora.ui.sample_prompts_ph"))
+        with gr.Row():
+            w["sample_every_steps"] = gr.Number(0, label=i18n("lora.ui.sample_every"), precision=0, minimum=0)
+            w["validation_images"] = gr.Number(0, label=i18n("lora.ui.val_images"), precision=0, minimum=0)
+            w["validation_every_steps"] = gr.Number(0, label=i18n("lora.ui.val_every"), precision=0, minimum=0)
+        with gr.Row():
+            w["save_every_steps"] = gr.Number(0, label=i18n("lora.ui.save_every_steps"), precision=0, minimum=0)
+            w["save_every_epochs"] = gr.Number(d.save_every_epochs, label=i18n("lora.ui.save_every_epochs"),
+                                               precision=0, minimum=0)
+            w["keep_last"] = gr.Number(d.keep_last, label=i18n("lora.ui.keep_last"), precision=0, minimum=1)
+            w["export_diffusers"] = gr.Checkbox(False, label=i18n("lora.ui.export_diffusers"))
+    return [w[name] for name in FIELDS]
+
+
+def build_ui(ctx) -> None:
+    from core.ui.job_panel import JobPanel
+
+    i18n = ctx.i18n
+    try:
+        from modules.lora_training.data import build_data_ui
+    except ImportError:
+        build_data_ui = None
+    with gr.Row():
+        left = gr.Column(scale=3)
+        right = gr.Column(scale=2)
+    with right:
+        panel = JobPanel(ctx, kind_prefix="lora.", metrics=("loss", "val_loss"))
+    with left:
+        data = build_data_ui(ctx, panel) if build_data_ui else {}
+        with gr.Accordion(i18n("lora.ui.training"), open=True):
+            project = data.get("project") or gr.Textbox("my_lora", label=i18n("lora.ui.project"))
+            trigger = data.get("trigger_word") or gr.Textbox(label=i18n("lora.ui.trigger"))
+            resolution = data.get("resolution") or gr.Number(1024, label=i18n("lora.ui.resolution"), precision=0)
+            settings = _settings(ctx, i18n)
+            estimate = gr.Markdown(elem_classes=["cb-lora-estimate"])
+            with gr.Row():
+                est_btn = gr.Button(i18n("lora.ui.estimate"), size="sm")
+                prep_btn = gr.Button(i18n("lora.ui.prepare_and_train"), variant="primary", visible=bool(data))
+                train_btn = gr.Button(i18n("lora.ui.train"), variant="primary" if not data else "secondary")
+                resume_btn = gr.Button(i18n("lora.ui.resume"))
+    with gr.Accordion(i18n("lora.ui.loras"), open=False):
+        loras = gr.Dataframe(headers=["file", "MiB", "modified", "steps", "rank", "trigger", "finished"],
+                             value=list_loras(ctx), interactive=False)
+        gr.Button(i18n("lora.ui.refresh"), size="sm").click(lambda: list_loras(ctx), outputs=loras)
+
+    form = [project, trigger, resolution, *settings]
+    est_btn.click(lambda *v: estimate_markdown(ctx, collect(v[0], v[1], v[2], list(v[3:]))), inputs=form,
+                  outputs=estimate)
+    train_btn.click(lambda *v: submit(ctx, "lora.train", collect(v[0], v[1], v[2], list(v[3:]))), inputs=form,
+                    outputs=panel.job_id)
+    resume_btn.click(lambda *v: submit(ctx, "lora.train", {**collect(v[0], v[1], v[2], list(v[3:])),
+                                                           "resume_from": "latest"}),
+                     inputs=form, outputs=panel.job_id)
+    if data:
+        extra = [data[k] for k in ("source_dir", "files", "concept", "mode", "caption_task", "caption_model",
+                                   "overwrite")]
+
+        def prepare_and_train(*v):
+            n = len(form)
+            src, files, concept, mode, task, model, overwrite = v[n:]
+            paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+            return submit(ctx, "lora.prepare_and_train", {
+                "train": collect(v[0], v[1], v[2], list(v[3:n])), "source_dir": (src or "").strip(),
+                "files": paths, "concept": concept or "default", "mode": mode, "caption": True,
+                "caption_task": task, "caption_model": model or "", "overwrite_captions": bool(overwrite)})
+
+        prep_btn.click(prepare_and_train, inputs=form + extra, outputs=panel.job_id)
+    panel.job_id.change(lambda: list_loras(ctx), outputs=loras)
+    # no timer of our own (it would keep the page busy): the list follows the panel's status
+    panel.status.change(lambda: list_loras(ctx), outputs=loras, show_progress="hidden")
