@@ -3,7 +3,7 @@
 Built by `build_data_ui(ctx)` inside the LoRA tab (the trainer's `ui.py` places it and may
 reuse its components, returned by name). Buttons submit `lora.prepare` / `lora.caption`
 jobs to the shell's job runner (so they appear in the Jobs tab, survive a page reload and
-can be stopped); a timer shows the last job's status and log tail. The editor works on an
+can be stopped); when a job ends its summary appears below the forms. The editor works on an
 in-memory copy of the captions and writes only what changed when Save is clicked.
 Handlers are plain module functions taking `ctx` first, so tests call them directly.
 """
@@ -209,7 +209,6 @@ def build_data_ui(ctx, panel=None) -> dict[str, Any]:
 
             panel = JobPanel(ctx, kind_prefix="lora.", metrics=())
         c["panel"], c["job_id"] = panel, panel.job_id
-        c["timer"] = gr.Timer(2.0)
         with gr.Accordion(t("lora_data.ui.editor"), open=False):
             c["load_btn"] = gr.Button(t("lora_data.ui.load"), size="sm")
             c["gallery"] = gr.Gallery(label=t("lora_data.ui.gallery"), columns=6, height=360, allow_preview=False)
@@ -245,8 +244,9 @@ def _wire(ctx, c: dict[str, Any]) -> None:
                            [c[k] for k in ("project", "concept", "caption_model", "caption_task", "trigger_word",
                                            "overwrite", "batch_size")],
                            [c["job_id"], c["status"]])
-    c["timer"].tick(lambda j: job_status(ctx, j) if j else gr.skip(), c["job_id"], c["status"],
-                    show_progress="hidden")
+    # The summary appears when the panel reports the job final (no polling of our own).
+    panel.finished.change(lambda _f, j: job_status(ctx, j) if j else gr.skip(), [panel.finished, c["job_id"]],
+                          c["status"], show_progress="hidden")
     state = [c["captions"], c["original"]]
     c["load_btn"].click(lambda p, k: load_editor(ctx, p, k), [c["project"], c["concept"]],
                         [c["gallery"], *state, c["selected"], c["editor_status"]])
