@@ -245,8 +245,8 @@ def _wire(ctx, c: dict[str, Any]) -> None:
                                            "overwrite", "batch_size")],
                            [c["job_id"], c["status"]])
     # The summary appears when the panel reports the job final (no polling of our own).
-    panel.finished.change(lambda _f, j: job_status(ctx, j) if j else gr.skip(), [panel.finished, c["job_id"]],
-                          c["status"], show_progress="hidden")
+    c["panel"].finished.change(lambda _f, j: job_status(ctx, j) if j else gr.skip(),
+                               [c["panel"].finished, c["job_id"]], c["status"], show_progress="hidden")
     state = [c["captions"], c["original"]]
     c["load_btn"].click(lambda p, k: load_editor(ctx, p, k), [c["project"], c["concept"]],
                         [c["gallery"], *state, c["selected"], c["editor_status"]])
