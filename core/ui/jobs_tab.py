@@ -3,13 +3,13 @@ monitoring panel (jobs by status, durations, device and memory, disk), and the r
 comparison (overlay training curves, diff parameters)."""
 from __future__ import annotations
 
-import json
 import shutil
 import time
 
 import gradio as gr
 import pandas as pd
 
+from core.compare import common_metrics, compare_runs, overlay_rows
 from core.errors import StudioError
 from core.store import STATUSES
 from core.system import system_info
@@ -27,23 +27,6 @@ def jobs_table(store, status: str | None, kind: str | None) -> pd.DataFrame:
         data.append([r["id"], r["kind"], r["status"], time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"])),
                      fmt_seconds(dur), prog, (r["error"] or "")[:120]])
     return pd.DataFrame(data, columns=COLUMNS)
-
-
-def params_diff(rows: list[dict]) -> pd.DataFrame:
-    """One line per parameter whose value differs between the given jobs."""
-    keys = sorted(set().union(*(r["params"].keys() for r in rows))) if rows else []
-    data = []
-    for k in keys:
-        vals = [json.dumps(r["params"].get(k), default=str) for r in rows]
-        if len(set(vals)) > 1:
-            data.append([k] + vals)
-    return pd.DataFrame(data, columns=["param"] + [r["id"] for r in rows])
-
-
-def compare_frame(store, job_ids: list[str], metric: str) -> pd.DataFrame:
-    data = [{"step": m["step"], "value": m["value"], "series": jid}
-            for jid in job_ids for m in store.metrics(jid, metric)]
-    return pd.DataFrame(data, columns=["step", "value", "series"])
 
 
 def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
@@ -118,13 +101,16 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
             pick = gr.Dropdown(multiselect=True, label=i18n("jobs.compare_pick"), choices=[], scale=3)
             metric = gr.Textbox(value="loss", label=i18n("jobs.compare_metric"), scale=1)
             go = gr.Button(i18n("jobs.compare_go"), scale=0)
-        cmp_chart = gr.LinePlot(x="step", y="value", color="series", height=280)
+        cmp_chart = gr.LinePlot(x="step", y="value", color="job", height=280)
         cmp_diff = gr.Dataframe(interactive=False, label=i18n("jobs.compare_diff"))
 
     def compare(ids, name):
-        ids = ids or []
-        rows = [r for r in (store.get_job(j) for j in ids) if r]
-        return compare_frame(store, ids, name or "loss"), params_diff(rows)
+        series, diff = compare_runs(store, ids or [])
+        metric = name or (common_metrics(series) or ["loss"])[0]
+        curves = pd.DataFrame(overlay_rows(series, metric), columns=["job", "step", "value"])
+        table = pd.DataFrame([[k, *(v.get(j) for j in series)] for k, v in diff.items()],
+                             columns=["param", *series])
+        return curves, table
 
     go.click(compare, inputs=[pick, metric], outputs=[cmp_chart, cmp_diff])
 
