@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.errors import StudioError
+from core.errors import StudioError, field_errors
 
 
 def read_params(arg: str | None) -> dict:
@@ -29,8 +29,7 @@ def run_job_foreground(ctx, kind: str, params: dict, out=None) -> int:
         print(ctx.t("jobs.unknown_kind", kind=kind), file=out)
         return 2
     except ValidationError as exc:
-        for e in exc.errors():
-            print(f"{'.'.join(map(str, e['loc']))}: {e['msg']}", file=out)
+        print("\n".join(field_errors(exc)), file=out)
         return 2
     except StudioError as exc:
         print(exc.render(ctx.t), file=out)

@@ -22,3 +22,20 @@ class StudioError(Exception):
 
 class JobStopped(Exception):
     """Raised by `job.raise_if_stopped()`; the runner records the job as stopped."""
+
+
+def field_errors(exc) -> list[str]:
+    """A pydantic ValidationError as "field: message" lines (CLI output)."""
+    return [f"{'.'.join(map(str, e['loc'])) or '?'}: {e['msg']}" for e in exc.errors()]
+
+
+def user_message(exc: BaseException, t) -> str:
+    """One translated sentence for any error a form or a command can meet."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, StudioError):
+        return exc.render(t)
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return t("panel.bad_field", field=".".join(map(str, first.get("loc", ()))) or "?", error=first.get("msg", ""))
+    return t("errors.unexpected", error=f"{type(exc).__name__}: {exc}")

@@ -22,16 +22,14 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
-from core.errors import StudioError
+from core.errors import StudioError, user_message
 from core.ui.job_view import format_logs, metric_frame, status_markdown
 
 ACTIVE = ("pending", "running")
 
 
 def validation_message(ctx, exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first.get("loc", ())) or "?"
-    return ctx.t("panel.bad_field", field=field, error=first.get("msg", ""))
+    return user_message(exc, ctx.t)
 
 
 class JobPanel:

@@ -95,7 +95,9 @@ def _list_models(ctx) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.cli import run_direct
     from core.context import build_context
+    from core.errors import field_errors
     from modules.frame_interpolation.jobs import run_interpolate_pair, run_interpolate_video
 
     a = _parser().parse_args(argv)
@@ -106,11 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             kind, params = _params(a)
         except ValidationError as exc:
-            for err in exc.errors():
-                print(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}", file=sys.stderr)
+            print("\n".join(field_errors(exc)), file=sys.stderr)
             return 2
-        from core.cli import run_direct
-
         run = run_interpolate_video if kind == "rife.interpolate_video" else run_interpolate_pair
         code, result = run_direct(ctx, kind, params, run, verbose=not a.quiet)
         if result is not None:

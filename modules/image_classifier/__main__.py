@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = args.pop("cmd")
 
     from core.context import build_context
-    from core.errors import StudioError
+    from core.errors import StudioError, field_errors
 
     ctx = build_context(load_modules=False)
     try:
@@ -125,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({p: r for p, r in zip(args["images"], preds)}, indent=2))
         return 0
     except ValidationError as exc:
-        for e in exc.errors():
-            print(f"{'.'.join(map(str, e['loc']))}: {e['msg']}", file=sys.stderr)
+        print("\n".join(field_errors(exc)), file=sys.stderr)
         return 2
     except StudioError as exc:
         print(exc.render(ctx.t), file=sys.stderr)

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
-from core.errors import StudioError
+from core.errors import StudioError, user_message
 
 # TrainParams fields of the settings form, in the order `_settings` returns their widgets
 FIELDS = ["output_name", "base_model", "vram_preset", "epochs", "max_steps", "batch_size", "grad_accum", "lr_unet",
@@ -67,12 +67,7 @@ def estimate_markdown(ctx, params: dict) -> str:
 
 
 def _err(ctx, exc: Exception) -> str:
-    if isinstance(exc, StudioError):
-        return exc.render(ctx.t)
-    if isinstance(exc, ValidationError):
-        e = exc.errors()[0]
-        return ctx.t("lora.ui.bad_field", field=".".join(map(str, e["loc"])), error=e["msg"])
-    return f"{type(exc).__name__}: {exc}"
+    return user_message(exc, ctx.t)
 
 
 def submit(ctx, kind: str, params: dict) -> str:

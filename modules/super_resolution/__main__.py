@@ -15,7 +15,9 @@ from pydantic import ValidationError
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.cli import run_direct
     from core.context import build_context
+    from core.errors import field_errors
     from modules.super_resolution.batch import list_models
     from modules.super_resolution.params import UpscaleParams
 
@@ -57,10 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                                    alpha=a.alpha, format=a.format, suffix=a.suffix,
                                    skip_existing=a.skip_existing, video_codec=a.video_codec, crf=a.crf)
         except ValidationError as exc:
-            for err in exc.errors():
-                print(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}", file=sys.stderr)
+            print("\n".join(field_errors(exc)), file=sys.stderr)
             return 2
-        from core.cli import run_direct
         from modules.super_resolution.batch import run_upscale
 
         code, result = run_direct(ctx, "sr.upscale", params, run_upscale, verbose=not a.quiet)

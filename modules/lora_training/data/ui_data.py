@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
-from core.errors import StudioError
+from core.errors import StudioError, user_message
 
 from . import captions as ops
 from .captioner import TASKS, list_local_captioners
@@ -30,11 +30,7 @@ def _i18n(ctx):
 
 
 def _err(ctx, exc: Exception) -> str:
-    if isinstance(exc, StudioError):
-        return "⚠️ " + exc.render(ctx.t)
-    if isinstance(exc, ValidationError):
-        return "⚠️ " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    return f"⚠️ {type(exc).__name__}: {exc}"
+    return "⚠️ " + user_message(exc, ctx.t)
 
 
 # -- jobs ------------------------------------------------------------------------------
