@@ -32,8 +32,9 @@ def build_app(ctx) -> gr.Blocks:
     ctx.i18n = i18n = make_i18n(ctx)
     ctx.panels.clear()
     with gr.Blocks(title=ctx.t("app.title")) as demo:
-        with gr.Row(elem_classes=["cb-header"]):
-            gr.Markdown("# " + ctx.t("app.title") + "\n" + ctx.t("app.subtitle"))
+        with gr.Column(elem_classes=["cb-header"]):
+            gr.Markdown("# " + ctx.t("app.title"))
+            gr.Markdown(i18n("app.subtitle"))  # follows the browser language, as labels do
         with gr.Tabs():
             for module in ctx.modules:
                 if module.build_ui is None:
