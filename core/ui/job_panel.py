@@ -28,6 +28,15 @@ from core.ui.job_view import format_logs, metric_frame, status_markdown
 ACTIVE = ("pending", "running")
 
 
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+
+
+def series_colors(metrics: tuple[str, ...]) -> dict[str, str]:
+    names = [n for m in metrics for n in (m, m + " (smoothed)")]
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
 def validation_message(ctx, exc: ValidationError) -> str:
     return user_message(exc, ctx.t)
 
@@ -47,8 +56,10 @@ class JobPanel:
                 self.stop_btn = gr.Button(i18n("panel.stop"), variant="stop", size="sm", elem_classes=["cb-stop"])
             self.log = gr.Textbox(label=i18n("panel.log"), lines=log_lines, max_lines=log_lines, autoscroll=True,
                                   interactive=False, elem_classes=["cb-job-log"])
+            # A fixed colour per series: the chart keeps the colour domain of the first frame it
+            # gets, so series that appear later (smoothed loss, validation) need one up front.
             self.chart = gr.LinePlot(x="step", y="value", color="series", label=i18n("panel.chart"),
-                                     visible=bool(metrics), height=260)
+                                     visible=bool(metrics), height=260, color_map=series_colors(metrics))
             self.gallery = gr.Gallery(label=i18n("panel.previews"), columns=4, height=260, visible=previews)
             self.files = gr.File(label=i18n("panel.outputs"), file_count="multiple", interactive=False,
                                  visible=outputs)
@@ -102,6 +113,8 @@ class JobPanel:
         status = status_markdown(row, t, self.ctx.jobs.queue_position(job_id))
         logs = format_logs(*store.tail_logs(job_id))
         chart = metric_frame(store.metrics(job_id), self.metrics or None) if self.metrics else None
+        if chart is not None and chart.empty:
+            chart = gr.skip()  # an empty first frame would fix the axes before any data
         previews = [a["path"] for a in store.artifacts(job_id, "preview")][-12:]
         outs = [a["path"] for a in store.artifacts(job_id) if a["kind"] != "preview"]
         outs = [p for p in outs if _exists(p)][-50:] or None

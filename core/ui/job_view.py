@@ -74,4 +74,6 @@ def metric_frame(rows: list[dict], names: tuple[str, ...] | None = None, smooth:
             prev = ema.get(r["name"])
             ema[r["name"]] = r["value"] if prev is None else prev + SMOOTH_ALPHA * (r["value"] - prev)
             data.append({"step": r["step"], "value": ema[r["name"]], "series": r["name"] + " (smoothed)"})
-    return pd.DataFrame(data, columns=["step", "value", "series"])
+    # Explicit dtypes even when empty: the chart keeps the axis type of its first frame, and an
+    # empty object-typed frame would make it draw later values as categories.
+    return pd.DataFrame(data, columns=["step", "value", "series"]).astype({"step": "int64", "value": "float64"})

@@ -107,7 +107,8 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
     def compare(ids, name):
         series, diff = compare_runs(store, ids or [])
         metric = name or (common_metrics(series) or ["loss"])[0]
-        curves = pd.DataFrame(overlay_rows(series, metric), columns=["job", "step", "value"])
+        curves = pd.DataFrame(overlay_rows(series, metric), columns=["job", "step", "value"]).astype(
+            {"step": "int64", "value": "float64"})
         table = pd.DataFrame([[k, *(v.get(j) for j in series)] for k, v in diff.items()],
                              columns=["param", *series])
         return curves, table
