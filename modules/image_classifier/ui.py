@@ -141,10 +141,10 @@ def build_ui(ctx) -> None:
                 with gr.Row():
                     freeze = gr.Checkbox(False, label=i18n("clf.ui.freeze"), info=t("clf.ui.freeze_info"))
                     epochs = gr.Number(10, precision=0, minimum=1, label=i18n("clf.ui.epochs"))
-                    image_size = gr.Number(None, precision=0, minimum=16, label=i18n("clf.ui.image_size"))
+                    image_size = gr.Number(None, precision=0, minimum=0, label=i18n("clf.ui.image_size"))
             with gr.Accordion(i18n("clf.ui.advanced"), open=False):
                 with gr.Row():
-                    batch = gr.Number(None, precision=0, minimum=1, label=i18n("clf.ui.batch"))
+                    batch = gr.Number(None, precision=0, minimum=0, label=i18n("clf.ui.batch"))
                     lr = gr.Number(None, minimum=0, label=i18n("clf.ui.lr"))
                     wd = gr.Number(0.05, minimum=0, label=i18n("clf.ui.wd"))
                     warmup = gr.Slider(0, 0.5, 0.05, step=0.01, label=i18n("clf.ui.warmup"))
@@ -206,8 +206,10 @@ def build_ui(ctx) -> None:
         for k in ("epochs", "image_size", "batch_size", "seed", "patience"):
             if k in p:
                 p[k] = int(p[k])
-        if not p.get("lr"):
-            p.pop("lr", None)
+        # An empty number box reaches us as 0 from the browser: 0 means "the preset's value".
+        for k in ("lr", "image_size", "batch_size"):
+            if not p.get(k):
+                p.pop(k, None)
         p["data_dir"] = str(p.get("data_dir", "")).strip()
         p["resume"] = resume
         if resume:
