@@ -59,11 +59,12 @@ def run_job_foreground(ctx, kind: str, params: dict, out=None) -> int:
         ctx.close()
 
 
-def run_direct(ctx, kind: str, params, run, verbose: bool = True, out=None) -> tuple[int, dict | None]:
+def run_direct(ctx, kind: str, params, run, verbose: bool = True, out=None) -> int:
     """Run an engine in this thread with a ConsoleJob (no runner, no store): Ctrl+C asks
-    for a stop (a second one aborts), a StudioError prints its translated message.
+    for a stop (a second one aborts), a StudioError prints its translated message, the
+    result is printed as JSON on stdout.
 
-    Returns (exit code, result): 0 done, 1 failed, 3 stopped.
+    Returns the exit code: 0 done, 1 failed, 3 stopped.
     """
     import signal
 
@@ -85,8 +86,9 @@ def run_direct(ctx, kind: str, params, run, verbose: bool = True, out=None) -> t
         result = run(job, params, ctx)
     except StudioError as exc:
         print(exc.render(ctx.t), file=out)
-        return 1, None
+        return 1
     finally:
         signal.signal(signal.SIGINT, previous)
         ctx.models.release(job.id)
-    return (3 if job.should_stop() else 0), result
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    return 3 if job.should_stop() else 0

@@ -11,7 +11,6 @@ Ctrl+C asks for a stop (the partial video is closed and playable); a second Ctrl
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from pydantic import ValidationError
@@ -111,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(field_errors(exc)), file=sys.stderr)
             return 2
         run = run_interpolate_video if kind == "rife.interpolate_video" else run_interpolate_pair
-        code, result = run_direct(ctx, kind, params, run, verbose=not a.quiet)
-        if result is not None:
-            print(json.dumps(result, indent=2, ensure_ascii=False))
-        return code
+        return run_direct(ctx, kind, params, run, verbose=not a.quiet)
     finally:
         ctx.close()
 

@@ -7,7 +7,6 @@ Ctrl+C asks for a stop (finished files are kept), a second Ctrl+C aborts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -63,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from modules.super_resolution.batch import run_upscale
 
-        code, result = run_direct(ctx, "sr.upscale", params, run_upscale, verbose=not a.quiet)
-        if result is not None:
-            print(json.dumps(result, indent=2, ensure_ascii=False))
-        return code
+        return run_direct(ctx, "sr.upscale", params, run_upscale, verbose=not a.quiet)
     finally:
         ctx.close()
 

@@ -1,44 +1,20 @@
 """REST API through the running server, and the Gradio app through gradio_client."""
 from __future__ import annotations
 
-import socket
 import time
 
 import httpx
 import pytest
-from pydantic import BaseModel, Field
 
-from core.module import JobKind
-
-
-class LoopParams(BaseModel):
-    steps: int = Field(50, ge=1, le=100_000)
-    delay: float = Field(0.01, ge=0, le=1)
-
-
-def run_loop(job, p: LoopParams, ctx):
-    for i in range(p.steps):
-        if job.should_stop():
-            return {"last": i}
-        job.log("info", f"step {i}")
-        job.progress(i + 1, p.steps)
-        time.sleep(p.delay)
-    return {"last": p.steps - 1}
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from tests.e2e.browser import free_port
+from tests.e2e.loop_module import KIND
 
 
 @pytest.fixture
 def server(bare_ctx):
     from core.shell import launch
 
-    bare_ctx.jobs.register(JobKind("test.loop", LoopParams, run_loop, gpu=True))
+    bare_ctx.jobs.register(KIND)
     port = free_port()
     demo = launch(bare_ctx, port=port, block=False)
     yield f"http://127.0.0.1:{port}", bare_ctx
