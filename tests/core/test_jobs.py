@@ -62,10 +62,19 @@ def test_studio_error_is_translated(bare_ctx):
 
 def test_gpu_jobs_never_overlap_and_queue_is_visible(bare_ctx):
     seen: list = []
-    a = bare_ctx.jobs.submit("t.a", {}, looping(n=8, dt=0.01, record=seen), gpu=True)
+    gate = threading.Event()
+
+    def first(job):
+        gate.wait(10)  # holds the lease until the queue behind it has been checked
+        return looping(n=8, dt=0.01, record=seen)(job)
+
+    a = bare_ctx.jobs.submit("t.a", {}, first, gpu=True)
+    while a not in bare_ctx.jobs.running():
+        time.sleep(0.005)
     b = bare_ctx.jobs.submit("t.b", {}, looping(n=8, dt=0.01, record=seen), gpu=True)
     c = bare_ctx.jobs.submit("t.c", {}, looping(n=8, dt=0.01, record=seen), gpu=True)
-    assert bare_ctx.jobs.queue_position(c) in (1, 2)
+    assert (bare_ctx.jobs.queue_position(b), bare_ctx.jobs.queue_position(c)) == (1, 2)
+    gate.set()
     for j in (a, b, c):
         assert bare_ctx.jobs.wait(j)["status"] == "completed"
     spans = {}
