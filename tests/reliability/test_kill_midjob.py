@@ -115,7 +115,8 @@ def test_sigkill_during_folder_upscale_leaves_only_complete_outputs(tmp_path):
     proc = _child(home, "sr.upscale", {"model": "tiny_x4.pth", "inputs": [str(src)], "output_dir": str(out),
                                        "tile": 32})
     jid = proc.stdout.readline().strip()
-    _wait_for(lambda: out.is_dir() and len(list(out.rglob("*.png"))) >= 2, 240, "first outputs")
+    # final names only: an image being written sits under a hidden ".img_NN.*.part.png"
+    _wait_for(lambda: out.is_dir() and len(list(out.rglob("img_*.png"))) >= 2, 240, "first outputs")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
 
@@ -126,6 +127,8 @@ def test_sigkill_during_folder_upscale_leaves_only_complete_outputs(tmp_path):
         assert 2 <= len(finals) < 40
         for f in finals:  # every file under a final name is a complete, loadable result
             assert load_image(f).size == (512, 384), f
+        leftovers = [p for p in out.rglob("*") if p.is_file() and p not in finals]
+        assert all(p.name.startswith(".") and ".part." in p.name for p in leftovers), leftovers
         assert sorted(p.name for p in src.iterdir()) == [f"img_{i:02d}.png" for i in range(40)]
     finally:
         ctx.close()
