@@ -78,3 +78,18 @@ def screenshot_dir(tmp_path) -> "Path":
         out = Path(tmp_path) / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def open_in_jobs_tab(page, job_id: str, log_regex: str | None = None) -> None:
+    """Go to the Jobs tab, refresh, click the job's row; optionally wait until its details
+    log matches `log_regex` (a JavaScript regex body)."""
+    page.get_by_role("tab", name="Jobs").last.click()
+    page.get_by_role("button", name="Refresh").first.click()
+    cell = page.locator(f".cb-jobs-table span:text-is('{job_id}')").first
+    cell.wait_for(timeout=20_000)
+    if log_regex is None:
+        return
+    cell.click()
+    details_log = page.locator(".cb-jobs-log textarea:visible").first
+    page.wait_for_function(f"el => /{log_regex}/.test(el.value)", arg=details_log.element_handle(),
+                           timeout=20_000)

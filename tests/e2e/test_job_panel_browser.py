@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.e2e import loop_module
-from tests.e2e.browser import browser_page, running_studio, screenshot_dir
+from tests.e2e.browser import browser_page, open_in_jobs_tab, running_studio, screenshot_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -47,13 +47,6 @@ def test_follow_reload_stop_and_jobs_tab(bare_ctx, tmp_path):
         page.wait_for_function("el => /Stopped/.test(el.innerText)", arg=status.element_handle(), timeout=20_000)
         page.screenshot(path=str(shots / "job_panel_stopped.png"), full_page=False)
 
-        page.get_by_role("tab", name="Jobs").last.click()
-        page.get_by_role("button", name="Refresh").first.click()
-        cell = page.locator(f".cb-jobs-table span:text-is('{jid}')").first
-        cell.wait_for(timeout=20_000)
-        cell.click()
-        details_log = page.locator(".cb-jobs-log textarea").first
-        page.wait_for_function("el => /stop seen at step/.test(el.value)", arg=details_log.element_handle(),
-                               timeout=20_000)
+        open_in_jobs_tab(page, jid, "stop seen at step")
         time.sleep(0.5)
         page.screenshot(path=str(shots / "jobs_tab_details.png"), full_page=True)

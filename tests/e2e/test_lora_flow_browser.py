@@ -4,7 +4,6 @@ import a folder, caption it, edit a caption, Prepare & Train, watch the loss cha
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 

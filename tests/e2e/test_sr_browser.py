@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.browser import browser_page, running_studio, screenshot_dir
+from tests.e2e.browser import browser_page, open_in_jobs_tab, running_studio, screenshot_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,4 @@ def test_folder_upscale_stop_and_compare(ctx, tmp_path):
         page.wait_for_function("el => /Stopped/.test(el.innerText)",
                                arg=page.locator("#tab-super_resolution .cb-job-status").first.element_handle(), timeout=20_000)
         page.screenshot(path=str(shots / "sr_stopped.png"), full_page=True)
-        page.get_by_role("tab", name="Jobs").click()
-        page.get_by_role("button", name="Refresh").first.click()
-        page.locator(f".cb-jobs-table span:text-is('{job_id}')").first.wait_for(timeout=20_000)
+        open_in_jobs_tab(page, job_id)

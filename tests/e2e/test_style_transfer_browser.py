@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from modules.style_transfer.transformer_net import TransformerNet
-from tests.e2e.browser import browser_page, running_studio, screenshot_dir
+from tests.e2e.browser import browser_page, open_in_jobs_tab, running_studio, screenshot_dir
 from tests.style_transfer.helpers import pattern_image
 
 pytestmark = pytest.mark.e2e
@@ -63,11 +63,4 @@ def test_fast_apply_stop_and_jobs_tab(ctx, tmp_path):
         status = page.locator(".cb-job-status:visible").first
         page.wait_for_function("el => /Stopped/.test(el.innerText)", arg=status.element_handle(), timeout=20_000)
 
-        page.get_by_role("tab", name="Jobs").last.click()
-        page.get_by_role("button", name="Refresh").first.click()
-        cell = page.locator(f".cb-jobs-table span:text-is('{jid}')").first
-        cell.wait_for(timeout=20_000)
-        cell.click()
-        details_log = page.locator(".cb-jobs-log textarea:visible").first
-        page.wait_for_function("el => /tiny_candy.pth/.test(el.value)", arg=details_log.element_handle(),
-                               timeout=20_000)
+        open_in_jobs_tab(page, jid, "tiny_candy.pth")
