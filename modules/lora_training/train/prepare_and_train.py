@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.errors import StudioError
 from modules.lora_training.train.config import TrainParams
 
 
@@ -28,10 +27,7 @@ class PrepareAndTrainParams(BaseModel):
 
 
 def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> dict:
-    try:
-        from modules.lora_training import data as data_side
-    except ImportError as exc:
-        raise StudioError("lora.data_side_missing") from exc
+    from modules.lora_training import data as data_side
     from modules.lora_training.train.trainer import train
 
     tp = params.train
