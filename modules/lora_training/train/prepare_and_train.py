@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from core.params import MAX_ITEMS, MAX_NAME, StrictParams
 from modules.lora_training.train.config import TrainParams
 
 
-class PrepareAndTrainParams(BaseModel):
+class PrepareAndTrainParams(StrictParams):
     train: TrainParams = Field(default_factory=TrainParams)
     source_dir: str = Field("", description="folder to import from (never modified); empty = use prepared data")
-    files: list[str] = Field(default_factory=list, description="or uploaded files")
-    concept: str = Field("default", min_length=1, max_length=200)
+    files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, description="or uploaded files")
+    concept: str = Field("default", min_length=1, max_length=MAX_NAME)
     mode: Literal["buckets", "crop"] = "buckets"
     caption: bool = True
     caption_task: Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"] = "<DETAILED_CAPTION>"
