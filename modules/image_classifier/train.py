@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import StudioError
+from core.paths import name_inside
 from core.models import load_state_dict_file
 from core.tracking import Tracker
 from modules.image_classifier.augment import train_batch
@@ -36,7 +37,7 @@ MAX_LISTED_BAD = 20  # unreadable files named one by one in the log; all are in 
 
 
 def _output_folder(ctx, params: TrainParams) -> Path:
-    out = ctx.path("CLASSIFIERS_DIR") / params.name
+    out = name_inside(ctx.path("CLASSIFIERS_DIR"), params.name, "name")
     if params.resume:
         if not (out / "state" / "last.pt").is_file():
             raise StudioError("clf.nothing_to_resume", name=params.name)

@@ -91,7 +91,7 @@ def run_fast_apply(job: "Job", p: "FastApplyParams", ctx: "StudioContext") -> di
     items = _collect(p.inputs, p.recursive)
     if not items:
         raise StudioError("style.no_inputs")
-    out_dir = res.output_path(ctx, p.output_dir, ctx.path("OUTPUTS_DIR") / "style" / job.id)
+    out_dir = res.output_path(ctx, p.output_dir, ctx.path("OUTPUTS_DIR") / "style" / job.id, "output_dir")
     s = ApplySettings(p.max_side, p.original_colors, p.color_space, p.strength)
     total = sum(_frame_count(src) if video else 1 for src, _, video in items)
     done, written, failed, previews = 0, 0, 0, 0
@@ -171,7 +171,8 @@ def _apply_video(job: "Job", net, src: Path, out: Path, s, p: "FastApplyParams",
 
 
 def run_fast_train(job: "Job", p: "FastTrainParams", ctx: "StudioContext") -> dict[str, Any]:
-    from core.media import list_images, load_image, safe_name
+    from core.media import list_images, load_image
+    from core.paths import name_inside
     from modules.style_transfer.imageops import pil_to_tensor, tensor_to_pil
     from modules.style_transfer.train import FastTrainSettings, train_fast
 
@@ -181,7 +182,7 @@ def run_fast_train(job: "Job", p: "FastTrainParams", ctx: "StudioContext") -> di
     if not paths:
         raise StudioError("style.no_content_images", folder=str(content_dir))
     init = res.load_network(res.network_path(ctx, p.init_from)) if p.init_from else None
-    out = res.free_name(ctx.path("STYLE_DIR") / f"{safe_name(p.name)}.pth")
+    out = res.free_name(name_inside(ctx.path("STYLE_DIR"), f"{p.name}.pth", "name"))
     vgg = res.load_vgg(ctx, p.vgg_weights)
     s = FastTrainSettings(image_size=p.image_size, batch_size=p.batch_size, steps=p.steps, lr=p.lr,
                           content_weight=p.content_weight, style_weight=p.style_weight, tv_weight=p.tv_weight,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import StudioError
+from core.paths import inside
 from modules.super_resolution.params import VIDEO_EXTS, WEIGHT_EXTS, UpscaleParams
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,9 +95,9 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
 
     models_dir = ctx.path("UPSCALERS_DIR")
     weights = resolve_model(params.model, models_dir)
-    # a relative output folder (REST, UI) lives under OUTPUTS_DIR; the CLI passes absolute paths
-    out_dir = ctx.path("OUTPUTS_DIR") / (Path(params.output_dir).expanduser() if params.output_dir
-                                         else Path("upscaled") / job.id)
+    # a typed output folder lies under OUTPUTS_DIR, whoever typed it (UI, REST, CLI)
+    out_dir = inside(ctx.path("OUTPUTS_DIR"), params.output_dir, "output_dir") if params.output_dir \
+        else ctx.path("OUTPUTS_DIR") / "upscaled" / job.id
     out_dir.mkdir(parents=True, exist_ok=True)
     items, skipped = collect(params, out_dir)
     if not items:

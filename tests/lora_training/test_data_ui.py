@@ -34,7 +34,7 @@ def test_ui_builds_and_handlers_work(bare_ctx, tmp_path: Path) -> None:
     (src / "p0.txt").write_text("sks, a dog, red collar", encoding="utf-8")
 
     job_id, msg = ui.start_caption(bare_ctx, "nothing here", "c", "", "<CAPTION>", "sks", False, 2)
-    assert job_id == "" and "nothing_here" in msg
+    assert job_id == "" and "“nothing here”" in msg  # names kept as typed (core.paths)
     job_id, msg = ui.start_prepare(bare_ctx, "../bad", "c", str(src), None, 256, "buckets", 128, False, True, True)
     assert job_id == "" and msg.startswith("⚠️") and "../bad" in msg
     job_id, msg = ui.start_prepare(bare_ctx, "ui proj", "c", "", None, 256, "buckets", 128, False, True, True)
