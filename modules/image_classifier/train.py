@@ -84,7 +84,9 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
     t = job.t
     out = _output_folder(ctx, params)
     preset = params.preset_obj()
-    scan = scan_image_folder(params.data_dir)
+    from core.folders import job_reporter
+
+    scan = scan_image_folder(params.data_dir, on_skip=job_reporter(job))
     job.info(t("clf.log.classes", n=len(scan.class_names),
                counts=", ".join(f"{c}: {n}" for c, n in scan.counts.items())))
 

@@ -59,20 +59,20 @@ def run_gatys(job: "Job", p: "GatysParams", ctx: "StudioContext") -> dict[str, A
             "stopped": result.stopped, "final_loss": result.losses[-1] if result.losses else None}
 
 
-def _collect(inputs: list[str], recursive: bool) -> list[tuple[Path, Path, bool]]:
-    """(source, relative output stem, is_video) for every file named or found in a folder."""
-    from core.media import is_image_file, list_images
+def _collect(inputs: list[str], recursive: bool, on_skip=None) -> list[tuple[Path, Path, bool]]:
+    """(source, relative output stem, is_video) for every file named or found in a folder
+    (scanned by `core.folders.walk_files`: links leaving it are skipped, see there)."""
+    from core.folders import walk_files
+    from core.media import IMAGE_EXTS, is_image_file
 
     items: list[tuple[Path, Path, bool]] = []
     for text in inputs:
         src = res.existing_path(text)
         if src.is_dir():
-            for f in list_images(src, recursive=recursive):
-                items.append((f, Path(src.name) / f.relative_to(src).with_suffix(""), False))
-            pattern = "**/*" if recursive else "*"
-            for f in sorted(src.glob(pattern)):
-                if f.is_file() and f.suffix.lower() in res.VIDEO_EXTS:
-                    items.append((f, Path(src.name) / f.relative_to(src).with_suffix(""), True))
+            found = walk_files(src, recursive, on_skip=on_skip, suffixes=IMAGE_EXTS | res.VIDEO_EXTS)
+            for video in (False, True):  # images first, then videos, as before
+                items += [(f, Path(src.name) / f.relative_to(src).with_suffix(""), video) for f in found
+                          if (f.suffix.lower() in res.VIDEO_EXTS) == video]
         elif src.suffix.lower() in res.VIDEO_EXTS:
             items.append((src, Path(src.stem), True))
         elif is_image_file(src):
@@ -88,7 +88,9 @@ def run_fast_apply(job: "Job", p: "FastApplyParams", ctx: "StudioContext") -> di
 
     net_path = res.network_path(ctx, p.model)
     net = ctx.models.load(job.id, f"style.fast:{net_path}", lambda: res.load_network(net_path).to(ctx.models.device))
-    items = _collect(p.inputs, p.recursive)
+    from core.folders import job_reporter
+
+    items = _collect(p.inputs, p.recursive, on_skip=job_reporter(job))
     if not items:
         raise StudioError("style.no_inputs")
     out_dir = res.output_path(ctx, p.output_dir, ctx.path("OUTPUTS_DIR") / "style" / job.id, "output_dir")
