@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from core.errors import StudioError
 from core.params import MAX_ITEMS, MAX_NAME, StrictParams
 from core.paths import SafeName
 from modules.lora_training.train.config import TrainParams
@@ -30,10 +29,7 @@ class PrepareAndTrainParams(StrictParams):
 
 
 def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> dict:
-    try:
-        from modules.lora_training import data as data_side
-    except ImportError as exc:
-        raise StudioError("lora.data_side_missing") from exc
+    from modules.lora_training import data as data_side
     from modules.lora_training.train.trainer import train
 
     tp = params.train
