@@ -219,7 +219,12 @@ def run_export_onnx(job: "Job", p: "ExportOnnxParams", ctx: "StudioContext") -> 
     from core.onnx_export import export_onnx, onnxruntime_available, speed_ratio
 
     net_path = res.network_path(ctx, p.model)
-    out = res.output_path(ctx, p.output, net_path.with_suffix(".onnx"))
+    # default: next to the network when it lives in STYLE_DIR; a network given by a path
+    # elsewhere gets its .onnx under OUTPUTS_DIR (nothing is written outside the studio)
+    style_dir = ctx.path("STYLE_DIR").resolve()
+    beside = net_path.with_suffix(".onnx")
+    default = beside if style_dir in beside.resolve().parents else ctx.path("OUTPUTS_DIR") / "style" / beside.name
+    out = res.output_path(ctx, p.output, default)
     net = res.load_network(net_path)
     job.progress(0, 2, job.t("style.progress.export"))
     x = torch.rand(1, 3, p.check_size, p.check_size, generator=torch.Generator().manual_seed(0)) * 255.0
