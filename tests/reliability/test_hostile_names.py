@@ -234,3 +234,24 @@ def test_sr_job_through_the_runner_stops_at_a_link_leaving_outputs(studio, tmp_p
     finally:
         (ctx.path("OUTPUTS_DIR") / "link").unlink()
         elsewhere.rmdir()
+
+
+def test_lora_and_style_clis_refuse_with_the_translated_reason(tmp_path, capsys):
+    import json
+
+    from modules.lora_training.__main__ import main as lora_main
+    from modules.style_transfer.__main__ import main as style_main
+
+    home = tmp_path / "home"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"project": "../../escape"}), encoding="utf-8")
+    assert lora_main(["estimate", "--config", str(cfg), "--home", str(home)]) == 2
+    err = capsys.readouterr().err
+    assert "project" in err and "“../../escape”" in err and "paths." not in err
+    (tmp_path / "c.png").write_bytes(b"")
+    rc = style_main(["--home", str(home), "gatys", "--content", str(tmp_path / "c.png"), "--styles",
+                     str(tmp_path / "c.png"), "--output", "../../escape.png"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "output" in err and "“../../escape.png”" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "cfg.json", "home"]
