@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+
+from core.params import MAX_ITEMS, StrictParams
 
 # the smallest tile a user may type: below it the padding context dwarfs the tile
 MIN_USER_TILE = 16
@@ -11,9 +13,9 @@ VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", 
 WEIGHT_EXTS = {".pth", ".pt", ".safetensors", ".ckpt", ".bin"}
 
 
-class UpscaleParams(BaseModel):
+class UpscaleParams(StrictParams):
     model: str = Field(min_length=1, description="Weights file: a name in UPSCALERS_DIR or a path")
-    inputs: list[str] = Field(min_length=1, description="Image files, folders (recursive) and/or videos")
+    inputs: list[str] = Field(min_length=1, max_length=MAX_ITEMS, description="Image files, folders (recursive) and/or videos")
     output_dir: str | None = Field(None, description="Where results go (default OUTPUTS_DIR/upscaled/<job>)")
     outscale: float | None = Field(None, gt=0, le=16, description="Final scale; the model's result is "
                                    "Lanczos-resampled to it (e.g. 2 with a 4x model). Default: the model's")
