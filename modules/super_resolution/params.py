@@ -27,7 +27,7 @@ class UpscaleParams(StrictParams):
     format: Literal["same", "png", "jpg", "webp", "tif"] = "same"
     suffix: str = Field("", max_length=40, pattern=r"^[\w\-. ]*$", description="Appended to each output name")
     skip_existing: bool = False
-    video_codec: Literal["h264", "hevc"] = "h264"
+    video_codec: Literal["h264", "hevc", "vp9"] = "h264"
     crf: int = Field(18, ge=0, le=51)
 
     @field_validator("tile")
