@@ -110,3 +110,16 @@ def test_kill_after_a_timed_save_resumes_from_it(ctx, tiny_sdxl, tmp_path, clock
     assert a.keys() == b.keys() and len(a) > 0
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_rest_validates_save_every_minutes(ctx):
+    from fastapi.testclient import TestClient
+
+    from core.api import create_api
+
+    client = TestClient(create_api(ctx))
+    r = client.post("/jobs", json={"kind": "lora.train", "params": {"project": "p", "save_every_minutes": -1}})
+    assert r.status_code == 422 and "save_every_minutes" in str(r.json())
+    ok = client.post("/jobs", json={"kind": "lora.train", "params": {"project": "p", "save_every_minutes": 2.5}})
+    assert ok.status_code == 201
+    assert client.get(f"/jobs/{ok.json()['id']}").json()["params"]["save_every_minutes"] == 2.5

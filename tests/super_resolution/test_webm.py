@@ -36,3 +36,19 @@ def test_webm_upscale_keeps_vp9_and_opus(bare_ctx, tmp_path, nearest4):
     assert np.abs(first - ref).mean() < 10  # the model's output, up to VP9 loss
     logs = [ev[-1] for ev in job.events if ev[0] == "log"]
     assert any("webm" in m and "libvpx-vp9" in m for m in logs), logs
+
+
+def test_cli_webm_and_vp9_choice(tmp_path, nearest4, monkeypatch):
+    from modules.super_resolution.__main__ import main
+
+    monkeypatch.setenv("CYBERBILL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CYBERBILL_UPSCALERS_DIR", str(nearest4.parent))
+    src = make_test_video(tmp_path / "c.webm", n_frames=4, fps=24, size=(16, 16), codec="libvpx-vp9",
+                          audio_codec="libopus")
+    assert main(["-m", "nearest_x4.pth", str(src), "-o", str(tmp_path / "cli"), "-q"]) == 0
+    with av.open(str(tmp_path / "cli" / "c.webm")) as c:
+        assert {s.type: s.codec_context.name for s in c.streams} == {"video": "vp9", "audio": "opus"}
+    mp4 = make_test_video(tmp_path / "m.mp4", n_frames=3, fps=24, size=(16, 16))
+    assert main(["-m", "nearest_x4.pth", str(mp4), "-o", str(tmp_path / "cli"), "--video-codec", "vp9", "-q"]) == 0
+    with av.open(str(tmp_path / "cli" / "m.mp4")) as c:
+        assert c.streams.video[0].codec_context.name == "vp9" and c.streams.audio
