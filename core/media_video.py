@@ -1,13 +1,14 @@
-"""Video IO with PyAV: exact timestamps and frame rates in, H.264/H.265 with the source audio out.
+"""Video IO with PyAV: exact timestamps and frame rates in, H.264/H.265/VP9 with the source audio out.
 
 `VideoReader(path)` iterates `(rgb_uint8 HxWx3, pts_seconds)`; timestamps are the truth
 (`pts * time_base`), so variable-frame-rate sources keep their timing; phone clips' display
 rotation is applied. `.fps` is the average rate as an exact Fraction (23.976 is 24000/1001);
 `.frame_count`, `.timestamps` and `.is_vfr` come from one demux pass (no decoding).
 
-`VideoWriter(path, fps, codec="h264"|"hevc", crf=18, audio_from=src)` encodes frames to a
+`VideoWriter(path, fps, codec="h264"|"hevc"|"vp9", crf=18, audio_from=src)` encodes frames to a
 hidden temp file, then on `close()` muxes the video with the audio of `audio_from`
-(copied as is when the container accepts the codec, else re-encoded to AAC) into a second
+(copied as is when the container accepts the codec, else re-encoded to AAC, or Opus for
+WebM; see `core.media_mux`) into a second
 temp file and renames it onto `path`. A writer closed early (the user pressed Stop) still
 gives a playable file, its audio cut at the last frame. `write(frame, pts_seconds=...)`
 places a frame at an exact time (frame interpolation, VFR output).
@@ -15,7 +16,6 @@ places a frame at an exact time (frame interpolation, VFR output).
 from __future__ import annotations
 
 import contextlib
-import heapq
 import logging
 import math
 from fractions import Fraction
@@ -27,15 +27,13 @@ import numpy as np
 
 from core.errors import StudioError
 from core.media import PathLike, commit_file, refuse_overwrite, require_file, temp_sibling
+from core.media_mux import open_output, remux, video_encoder_for
 
 log = logging.getLogger(__name__)
 
 CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvpx-vp9",
           "mpeg4": "mpeg4"}
 FALLBACK_CODEC = "mpeg4"
-# audio codecs copied as is into MP4/MOV: the ones browsers and common players decode;
-# anything else (PCM, Vorbis, WMA...) is re-encoded to AAC so the file plays everywhere
-MP4_AUDIO_COPY = frozenset({"aac", "mp3", "opus", "flac", "alac", "ac3", "eac3"})
 
 
 def codec_available(name: str) -> bool:
@@ -198,13 +196,24 @@ class VideoWriter(contextlib.AbstractContextManager):
         if not codec_available(self.codec):
             self._warn("media.codec_fallback", codec=self.codec, fallback=FALLBACK_CODEC)
             self.codec = FALLBACK_CODEC
+        self._set_time_base()
+        self._container = self._stream = self._vtmp = self._last_ticks = self._size = None
+        self.frames_written, self.closed = 0, False
+
+    def _set_time_base(self) -> None:
         # a tick dividing one frame exactly, fine enough for any time, in the codec's range
         n, cap = self.fps.numerator, (65535 if self.codec == FALLBACK_CODEC else 2**31 - 1)
         den = math.lcm(n, 90000)
         self.time_base = Fraction(1, den if den <= cap else n * max(1, cap // n))
         self._frame_ticks = int(1 / (self.fps * self.time_base))
-        self._container = self._stream = self._vtmp = self._last_ticks = self._size = None
-        self.frames_written, self.closed = 0, False
+
+    def _fit_container(self) -> None:
+        """Switch to an encoder the container takes (H.264 cannot go into .webm: VP9 does)."""
+        fitted = video_encoder_for(self._container.supported_codecs, self.codec, codec_available)
+        if fitted != self.codec:
+            self._warn("media.codec_for_container", codec=self.codec, container=self.path.suffix, chosen=fitted)
+            self.codec = fitted
+            self._set_time_base()
 
     def _warn(self, key: str, **params) -> None:
         self.warnings.append((key, {"path": self.path.name, **params}))
@@ -216,7 +225,8 @@ class VideoWriter(contextlib.AbstractContextManager):
     def _open(self, width: int, height: int) -> None:
         self._vtmp = temp_sibling(self.path, "video")
         try:
-            self._container = _open_output(self._vtmp, faststart=self.audio_from is None)
+            self._container = open_output(self._vtmp, faststart=self.audio_from is None)
+            self._fit_container()
             s = self._container.add_stream(self.codec, rate=self.fps)
             s.width, s.height, s.pix_fmt = width, height, self.pix_fmt
             s.time_base = s.codec_context.time_base = self.time_base
@@ -227,7 +237,8 @@ class VideoWriter(contextlib.AbstractContextManager):
                     s.options["x265-params"] = "log-level=error"
                     s.codec_tag = "hvc1"  # so Apple players accept H.265 in MP4
             elif self.codec == "libvpx-vp9":
-                s.options = {"crf": str(self.crf), "b": "0"}
+                # constant quality; row threads and speed 4 keep CPU encodes usable
+                s.options = {"crf": str(min(self.crf, 63)), "b": "0", "row-mt": "1", "cpu-used": "4"}
             else:  # mpeg4 fallback has no CRF: a generous bit rate (~0.25 bit a pixel)
                 s.bit_rate = int(width * height * float(self.fps) * 0.25 * 18 / max(self.crf, 1))
             # tag BT.709 so decoders convert back with the matrix write() used
@@ -305,7 +316,7 @@ class VideoWriter(contextlib.AbstractContextManager):
         try:
             for copy in (True, False):  # copy the packets; if the container refuses, AAC
                 try:
-                    if not _remux(self._vtmp, self.audio_from, out, copy, end):
+                    if not remux(self._vtmp, self.audio_from, out, copy, end, self.fps):
                         return False  # the source has no sound: the video alone is the result
                     commit_file(out, self.path)
                     return True
@@ -333,67 +344,3 @@ class VideoWriter(contextlib.AbstractContextManager):
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close()  # partial outputs are kept, even when the block raised
-
-
-def _open_output(path: Path, faststart: bool = True):
-    # MP4/MOV: index at the front so browsers start playing before the whole file loads
-    mp4 = faststart and path.suffix.lower() in (".mp4", ".m4v", ".mov")
-    return av.open(str(path), "w", options={"movflags": "+faststart"} if mp4 else None)
-
-
-def _packets(container, stream, end: Optional[float]):
-    """(time, packet) of one stream in decode order, stopping at `end` seconds."""
-    for pkt in container.demux(stream):
-        if pkt.dts is None:
-            continue
-        if end is not None and pkt.pts is not None and float(pkt.pts * pkt.time_base) >= end:
-            break
-        yield float(pkt.dts * pkt.time_base), pkt
-
-
-def _aac_packets(container, stream, out_stream, end: Optional[float]):
-    """Decode the source audio and re-encode it to AAC (when it cannot be copied)."""
-    rate = out_stream.codec_context.sample_rate
-    samples = None
-    for frame in container.decode(stream):
-        if end is not None and frame.time is not None and frame.time >= end:
-            break
-        if samples is None:  # keep the source's start offset, in samples
-            samples = round((frame.time or 0.0) * rate)
-        frame.pts, frame.time_base = samples, Fraction(1, rate)
-        samples += frame.samples
-        for pkt in out_stream.encode(frame):
-            yield float(pkt.dts * pkt.time_base), pkt
-    for pkt in out_stream.encode(None):
-        yield float(pkt.dts * pkt.time_base), pkt
-
-
-def _remux(video: Path, audio: Path, out: Path, copy: bool, end: Optional[float]) -> bool:
-    """Write `out` = video packets + audio (copied or AAC); False if `audio` has none."""
-    with av.open(str(audio)) as ain:
-        if not ain.streams.audio:
-            return False
-        a_in = ain.streams.audio[0]
-        cc = a_in.codec_context
-        with av.open(str(video)) as vin, _open_output(out) as oc:
-            vs = vin.streams.video[0]
-            v_out = oc.add_stream_from_template(vs)
-            if copy:
-                mp4 = out.suffix.lower() in (".mp4", ".m4v", ".mov")
-                if cc.name not in oc.supported_codecs or (mp4 and cc.name not in MP4_AUDIO_COPY):
-                    raise ValueError(f"{cc.name} audio cannot be copied into {out.suffix}")
-                a_out = oc.add_stream_from_template(a_in)
-                audio_pk = _packets(ain, a_in, end)
-            else:
-                a_out = oc.add_stream("aac", rate=cc.sample_rate or 48000)
-                n = cc.layout.nb_channels if cc.layout else 2  # sources may say "1 channels"
-                a_out.layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(n, "stereo")
-                a_out.bit_rate = 192_000
-                audio_pk = _aac_packets(ain, a_in, a_out, end)
-            # interleave by time so players read both streams smoothly
-            merged = heapq.merge(((t, 0, p) for t, p in _packets(vin, vs, None)),
-                                 ((t, 1, p) for t, p in audio_pk), key=lambda x: (x[0], x[1]))
-            for _, which, pkt in merged:
-                pkt.stream = v_out if which == 0 else a_out
-                oc.mux(pkt)
-    return True

@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--scene", default="hist", choices=["off", "hist", "ssim"], help="scene-cut detection")
     v.add_argument("--scene-threshold", type=float, default=0.3)
     v.add_argument("--dedupe", action="store_true", help="drop repeated frames first")
-    v.add_argument("--codec", default="h264", choices=["h264", "hevc"])
+    v.add_argument("--codec", default="h264", choices=["h264", "hevc", "vp9"])
     v.add_argument("--crf", type=int, default=18)
     v.add_argument("--preset", default="medium", choices=["ultrafast", "veryfast", "fast", "medium", "slow"])
     v.add_argument("--no-audio", action="store_true")

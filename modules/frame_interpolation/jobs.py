@@ -113,9 +113,12 @@ def _interpolate_video(job, p: InterpolateVideoParams, ctx, src: Path, reader) -
             last_preview[0] = time.time()
             job.preview(Image.fromarray(frame))
 
+    from modules.frame_interpolation.timeline import time_base_tolerance
+
+    # WebM/MKV keep 1 ms ticks: a frame at 0.033 s is the one at 1/30 s, passed through as is
     pipe = VideoPipeline(interp, fps_out, slowmo,
                          SceneDetector(p.scene_detect, p.scene_threshold, p.dedupe, p.dedupe_threshold),
-                         job.should_stop, progress, preview)
+                         job.should_stop, progress, preview, tolerance=time_base_tolerance(reader.time_base))
     stats = pipe.run(reader, writer, reader.duration, fps_in)
     _log_media_warnings(job, writer)
     if stats.written == 0:

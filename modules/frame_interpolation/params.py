@@ -52,7 +52,7 @@ class InterpolateVideoParams(ModelParams):
     scene_threshold: float = Field(0.3, ge=0.0, le=1.0, description="cut when the difference exceeds this")
     dedupe: bool = Field(False, description="drop repeated frames before interpolating")
     dedupe_threshold: float = Field(0.004, ge=0.0, le=0.1)
-    codec: Literal["h264", "hevc"] = "h264"
+    codec: Literal["h264", "hevc", "vp9"] = "h264"
     crf: int = Field(18, ge=0, le=51, description="quality: lower is better and larger")
     preset: Literal["ultrafast", "veryfast", "fast", "medium", "slow"] = Field(
         "medium", description="encoder speed / size trade-off")

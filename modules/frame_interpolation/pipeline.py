@@ -102,10 +102,12 @@ class VideoPipeline:
     def __init__(self, interpolator, fps_out: Fraction, slowmo: Fraction = Fraction(1),
                  detector: SceneDetector | None = None, should_stop: Callable[[], bool] = lambda: False,
                  on_progress: Callable[[int, int], None] | None = None,
-                 on_frame: Callable[[np.ndarray, int], None] | None = None, queue_size: int = 8) -> None:
+                 on_frame: Callable[[np.ndarray, int], None] | None = None, queue_size: int = 8,
+                 tolerance: Fraction | float = 0) -> None:
         self.interp = interpolator
         self.fps_out = to_fraction(fps_out)
         self.slowmo = to_fraction(slowmo)
+        self.tolerance = to_fraction(tolerance)  # seconds: see timeline.time_base_tolerance
         self.detector = detector or SceneDetector("off")
         self.stop = _Flag(should_stop)
         self.on_progress = on_progress
@@ -207,7 +209,7 @@ class VideoPipeline:
         encoder = threading.Thread(target=self._encode, args=(writer,), name="rife-encode", daemon=True)
         decoder.start()
         encoder.start()
-        planner = TimelinePlanner(self.fps_out, self.slowmo)
+        planner = TimelinePlanner(self.fps_out, self.slowmo, self.tolerance)
         keys: dict[int, dict] = {}
         index = 0
         ok = True

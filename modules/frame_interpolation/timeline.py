@@ -14,6 +14,11 @@ After the last key frame the last frame is held until the clip's end, so the out
 exactly as long as the source (audio stays in sync). Output frame count:
 ``round(duration * fps_out * slowmo)``.
 
+Containers store times on a grid (WebM/MKV: 1 ms ticks), so a 30 fps source frame sits at
+0.033 s, not 1/30 s. With ``tolerance`` (seconds, half a tick of the source's time base)
+an output instant that close to a source frame counts as that frame, which is then passed
+through instead of being synthesised at t = 0.01.
+
 The planner is incremental (`feed` per key frame, then `finish`) so the video pipeline can
 stream; `plan_timeline` runs it over a whole list for tests and small inputs.
 """
@@ -48,12 +53,20 @@ def output_count(duration: Fraction, fps_out: Fraction, slowmo: Fraction = Fract
     return max(1, round(to_fraction(duration) * to_fraction(fps_out) * to_fraction(slowmo)))
 
 
+def time_base_tolerance(time_base: Fraction | float | None) -> Fraction:
+    """Half a tick of a stream's time base: how far its timestamps may be from the real instant."""
+    return to_fraction(time_base) / 2 if time_base else Fraction(0)
+
+
 class TimelinePlanner:
-    def __init__(self, fps_out: Fraction | float, slowmo: Fraction | float = 1) -> None:
+    def __init__(self, fps_out: Fraction | float, slowmo: Fraction | float = 1,
+                 tolerance: Fraction | float = 0) -> None:
         self.fps_out = to_fraction(fps_out)
         self.slowmo = to_fraction(slowmo)
         if self.fps_out <= 0 or self.slowmo <= 0:
             raise ValueError("fps_out and slowmo must be positive")
+        # never half an output frame or more: then two instants would snap to one source frame
+        self.tol = min(to_fraction(tolerance), 1 / (4 * self.fps_out * self.slowmo))
         self.rate = self.fps_out * self.slowmo  # output frames per source second
         self.origin: Fraction | None = None
         self.next_out = 0
@@ -83,16 +96,17 @@ class TimelinePlanner:
         cut = bool(cut_before)
         if cut:
             self.cuts += 1
-        while self.instant(self.next_out) < pts:
-            t = float((self.instant(self.next_out) - ta) / span)
-            if t <= EPS:
+        near = max(self.tol, EPS * span)  # "on" a source frame: within the time base's rounding
+        while self.instant(self.next_out) < pts + self.tol:
+            at = self.instant(self.next_out)
+            if at - ta <= near:
                 steps.append(Step("src", self.next_out, a, a, 0.0))
+            elif pts - at <= near:  # on the new frame (checked before the cut: it is past it)
+                steps.append(Step("src", self.next_out, key, key, 0.0))
             elif cut:
                 steps.append(Step("dup", self.next_out, a, a, 0.0))
-            elif t >= 1 - EPS:
-                steps.append(Step("src", self.next_out, key, key, 0.0))
             else:
-                steps.append(Step("interp", self.next_out, a, key, t))
+                steps.append(Step("interp", self.next_out, a, key, float((at - ta) / span)))
             self.next_out += 1
         self.prev = (key, pts)
         return steps
@@ -105,16 +119,18 @@ class TimelinePlanner:
         total = output_count(to_fraction(end) - self.origin, self.fps_out, self.slowmo)
         steps: list[Step] = []
         while self.next_out < total:
-            on = abs(float((self.instant(self.next_out) - ta) * self.rate)) <= EPS
+            off = abs(self.instant(self.next_out) - ta)
+            on = off <= self.tol or float(off * self.rate) <= EPS
             steps.append(Step("src" if on else "dup", self.next_out, a, a, 0.0))
             self.next_out += 1
         return steps
 
 
 def plan_timeline(pts: Iterable[float | Fraction], fps_out: Fraction | float, end: float | Fraction,
-                  cuts: Iterable[int] = (), slowmo: Fraction | float = 1) -> list[Step]:
+                  cuts: Iterable[int] = (), slowmo: Fraction | float = 1,
+                  tolerance: Fraction | float = 0) -> list[Step]:
     """Whole-list planner: `cuts` holds key indices i where a cut lies between i-1 and i."""
-    planner = TimelinePlanner(fps_out, slowmo)
+    planner = TimelinePlanner(fps_out, slowmo, tolerance)
     cut_set = set(cuts)
     steps: list[Step] = []
     for i, p in enumerate(pts):

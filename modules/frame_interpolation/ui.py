@@ -68,7 +68,7 @@ def build_ui(ctx) -> None:
                     with gr.Accordion(i18n("rife.ui.output"), open=False):
                         out_path = gr.Textbox(label=i18n("rife.ui.output_path"), max_lines=1)
                         with gr.Row():
-                            codec = gr.Dropdown(["h264", "hevc"], value="h264", label=i18n("rife.ui.codec"))
+                            codec = gr.Dropdown(["h264", "hevc", "vp9"], value="h264", label=i18n("rife.ui.codec"))
                             crf = gr.Slider(0, 51, value=18, step=1, label=i18n("rife.ui.crf"))
                             preset = gr.Dropdown(["ultrafast", "veryfast", "fast", "medium", "slow"], value="medium",
                                                  label=i18n("rife.ui.preset"))

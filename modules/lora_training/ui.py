@@ -20,7 +20,8 @@ FIELDS = ["output_name", "base_model", "vram_preset", "epochs", "max_steps", "ba
           "rank", "alpha", "dropout", "target", "train_text_encoder", "lr_te1", "lr_te2", "optimizer",
           "lr_scheduler", "warmup_steps", "precision", "gradient_checkpointing", "cache_latents", "min_snr_gamma",
           "noise_offset", "seed", "sample_prompts", "sample_every_steps", "validation_images",
-          "validation_every_steps", "save_every_steps", "save_every_epochs", "keep_last", "export_diffusers"]
+          "validation_every_steps", "save_every_steps", "save_every_minutes", "save_every_epochs", "keep_last",
+          "export_diffusers"]
 
 
 def base_choices(ctx) -> list[str]:
@@ -47,10 +48,38 @@ def collect(project: str, trigger: str, resolution: Any, values: list[Any]) -> d
                       "sample_every_steps", "validation_images", "validation_every_steps", "save_every_steps",
                       "save_every_epochs", "keep_last"):
             value = int(value or 0)
+        elif name == "save_every_minutes":
+            value = float(value or 0)
         # a preset only overrides what the user did not set: send values that differ from defaults
         if value != getattr(defaults, name) or name in ("output_name", "base_model"):
             params[name] = value
     return params
+
+
+def last_state_markdown(ctx, project: str) -> str:
+    """When the newest resumable state of `project` was saved (what a crash now would keep)."""
+    import json
+    import time
+
+    project = (project or "").strip()
+    root = ctx.path("LORA_PROJECTS_DIR") / project / "checkpoints"
+    best = None
+    if project and ".." not in project and root.is_dir():
+        for meta in root.rglob("meta.json"):  # step_*/ folders, flat or per run
+            if meta.parent.name.startswith("."):
+                continue  # a state being written
+            try:
+                m = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if best is None or float(m.get("saved_at", 0)) > float(best.get("saved_at", 0)):
+                best = m
+    if best is None:
+        return ctx.t("lora.ui.no_state", project=project or "-")
+    at = float(best.get("saved_at", 0))
+    return ctx.t("lora.ui.last_state", project=project, step=best.get("step", "?"),
+                 when=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)),
+                 ago=max(0, round((time.time() - at) / 60)))
 
 
 def estimate_markdown(ctx, params: dict) -> str:
@@ -147,6 +176,8 @@ def _settings(ctx, i18n) -> list:
             w["validation_every_steps"] = gr.Number(0, label=i18n("lora.ui.val_every"), precision=0, minimum=0)
         with gr.Row():
             w["save_every_steps"] = gr.Number(0, label=i18n("lora.ui.save_every_steps"), precision=0, minimum=0)
+            w["save_every_minutes"] = gr.Number(d.save_every_minutes, label=i18n("lora.ui.save_every_minutes"),
+                                                minimum=0)
             w["save_every_epochs"] = gr.Number(d.save_every_epochs, label=i18n("lora.ui.save_every_epochs"),
                                                precision=0, minimum=0)
             w["keep_last"] = gr.Number(d.keep_last, label=i18n("lora.ui.keep_last"), precision=0, minimum=1)
@@ -180,6 +211,9 @@ def build_ui(ctx) -> None:
                 prep_btn = gr.Button(i18n("lora.ui.prepare_and_train"), variant="primary", visible=bool(data))
                 train_btn = gr.Button(i18n("lora.ui.train"), variant="primary" if not data else "secondary")
                 resume_btn = gr.Button(i18n("lora.ui.resume"))
+            first_project = getattr(project, "value", "") or ""
+            last_state = gr.Markdown(lambda: last_state_markdown(ctx, first_project),
+                                     elem_classes=["cb-lora-last-state"])
     with gr.Accordion(i18n("lora.ui.loras"), open=False):
         loras = gr.Dataframe(headers=["file", "MiB", "modified", "steps", "rank", "trigger", "finished"],
                              value=list_loras(ctx), interactive=False)
@@ -210,3 +244,7 @@ def build_ui(ctx) -> None:
     panel.job_id.change(lambda: list_loras(ctx), outputs=loras)
     # no timer of our own (it would keep the page busy): the list follows the panel's status
     panel.status.change(lambda: list_loras(ctx), outputs=loras, show_progress="hidden")
+    # "last state saved" follows the project field and every job status change
+    project.change(lambda v: last_state_markdown(ctx, v), inputs=project, outputs=last_state, show_progress="hidden")
+    panel.status.change(lambda v: last_state_markdown(ctx, v), inputs=project, outputs=last_state,
+                        show_progress="hidden")

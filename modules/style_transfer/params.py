@@ -79,7 +79,7 @@ class FastApplyParams(_Base):
     color_space: ColorSpace = "ycbcr"
     strength: float = Field(1.0, ge=0.0, le=1.0)
     image_format: Literal["png", "jpg", "webp"] = "png"
-    codec: Literal["h264", "hevc"] = "h264"
+    codec: Literal["h264", "hevc", "vp9"] = "h264"
     crf: int = Field(18, ge=0, le=51)
 
 

@@ -5,6 +5,12 @@ manager, calls the engine with the job's callbacks (progress, metrics, previews,
 `should_stop`) and records every output with `job.artifact`. A Stop ends within one
 step/frame and keeps what is done: the latest Gatys image, the finished files, the
 network trained so far.
+
+A folder run never ends on one file: each image or video that fails (unreadable, over the
+memory budget of `core.media_budget`, or an unexpected error, whose traceback goes to the
+debug log) is reported in the log and in the result's `failures`, and the others go on.
+A run where every file failed ends failed, with the first reason (it never says
+"completed" with nothing written).
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ def run_gatys(job: "Job", p: "GatysParams", ctx: "StudioContext") -> dict[str, A
     weights = p.style_weights or [1.0] * len(style_paths)
     default = ctx.path("OUTPUTS_DIR") / "style" / f"{safe_name(content_path.stem)}_gatys_{job.id[-6:]}.png"
     out = res.output_path(ctx, p.output, default)
+    _check_gatys_fits(content_path, p, ctx.models.device)
     content = pil_to_tensor(load_image(content_path))
     styles = [(pil_to_tensor(load_image(sp)), w) for sp, w in zip(style_paths, weights) if w > 0]
     vgg = res.load_vgg(ctx, p.vgg_weights, p.pool)
@@ -57,6 +64,16 @@ def run_gatys(job: "Job", p: "GatysParams", ctx: "StudioContext") -> dict[str, A
         job.info(job.t("style.log.stopped_kept", steps=result.steps_done, path=str(out)))
     return {"output": str(out), "steps": result.steps_done, "total_steps": result.total_steps,
             "stopped": result.stopped, "final_loss": result.losses[-1] if result.losses else None}
+
+
+def _check_gatys_fits(content_path: Path, p: "GatysParams", device: str) -> None:
+    from core.media import image_size
+    from core.media_budget import require_fits
+    from modules.style_transfer.gatys import GatysSettings, work_bytes
+
+    w, h = image_size(content_path)
+    need = work_bytes(w, h, GatysSettings(size=p.size, style_scale=p.style_scale))
+    require_fits(content_path.name, (w, h), need, device=device, key="style.gatys_over_budget", side=p.size)
 
 
 def _collect(inputs: list[str], recursive: bool, on_skip=None) -> list[tuple[Path, Path, bool]]:
@@ -99,34 +116,67 @@ def run_fast_apply(job: "Job", p: "FastApplyParams", ctx: "StudioContext") -> di
     done, written, failed, previews = 0, 0, 0, 0
     used: set[Path] = set()  # a.jpg and a.png given together must not write the same a.png
     job.info(job.t("style.log.apply_start", network=net_path.name, files=len(items), device=ctx.models.device))
+    failures: list[dict[str, str]] = []
     for src, rel, video in items:
         if job.should_stop():
             break
-        if video:
-            out = _unique(out_dir / rel.with_suffix(".mp4"), used)
-            done = _apply_video(job, net, src, out, s, p, ctx, done, total)
-            written += 1
-            continue
-        out = _unique(out_dir / rel.with_suffix("." + p.image_format), used)
         try:
+            if video:
+                out = _unique(out_dir / rel.with_suffix(".mp4"), used)
+                done = _apply_video(job, net, src, out, s, p, ctx, done, total)
+                written += 1
+                continue
+            out = _unique(out_dir / rel.with_suffix("." + p.image_format), used)
+            _check_fits(src, s, ctx.models.device)
             img = load_image(src, mode="RGBA" if p.image_format != "jpg" else "RGB")
             result = stylize_image(net, img, s, ctx.models.device)
             if result.mode == "RGBA" and result.getchannel("A").getextrema() == (255, 255):
                 result = result.convert("RGB")  # no real transparency: keep files small
             save_image(result, out, protect=src)
-        except StudioError as exc:  # a broken file is reported, the batch goes on
-            failed += 1
-            job.warning(exc.render(job.t))
+        except Exception as exc:  # noqa: BLE001 - a broken file is reported, the batch goes on
+            failures.append({"path": str(src), "error": _failure(job, src, exc)})
+            job.warning(failures[-1]["error"])
+            if not video:
+                done += 1
+                job.progress(done, total, job.t("style.progress.files"))
             continue
-        finally:
-            done += 1
-            job.progress(done, total, job.t("style.progress.files"))
+        done += 1
+        job.progress(done, total, job.t("style.progress.files"))
         written += 1
         job.artifact(out, "image")
         if previews < 4:
             previews += 1
             job.preview(result.convert("RGB"))
-    return {"output_dir": str(out_dir), "written": written, "failed": failed, "stopped": job.should_stop()}
+    stopped = job.should_stop()
+    if failures and not written and not stopped:
+        raise StudioError("style.all_failed", count=len(failures), first=failures[0]["error"])
+    return {"output_dir": str(out_dir), "written": written, "failed": len(failures), "failures": failures,
+            "stopped": stopped}
+
+
+def _check_fits(src: Path, s, device: str) -> None:
+    """Refuse (before decoding) an image whose network pass cannot fit the memory budget."""
+    from core.media import image_size
+    from core.media_budget import require_fits
+    from modules.style_transfer.fast import work_bytes
+
+    w, h = image_size(src)
+    require_fits(src.name, (w, h), work_bytes(w, h, s), device=device, key="style.over_budget")
+    if not str(device).startswith("cpu"):  # the source and result arrays stay in RAM
+        require_fits(src.name, (w, h), float(w * h * 3 * 4 * 4), key="style.over_budget")
+
+
+def _failure(job: "Job", src: Path, exc: BaseException) -> str:
+    """The user's line for one failed file; the traceback of an unexpected one to the debug log."""
+    import traceback
+
+    if isinstance(exc, StudioError):
+        return exc.render(job.t)
+    job.log("debug", "".join(traceback.format_exception(exc)))
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate" in text:
+        return job.t("style.log.file_oom", path=src.name)
+    return job.t("style.log.file_error", path=src.name, error=f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
 def _unique(path: Path, used: set[Path]) -> Path:
@@ -141,8 +191,11 @@ def _unique(path: Path, used: set[Path]) -> Path:
 def _frame_count(path: Path) -> int:
     from core.media import VideoReader
 
-    with VideoReader(path) as r:
-        return max(1, int(r.frame_count))
+    try:
+        with VideoReader(path) as r:
+            return max(1, int(r.frame_count))
+    except StudioError:  # an unreadable video fails on its own turn, with the others done
+        return 1
 
 
 def _apply_video(job: "Job", net, src: Path, out: Path, s, p: "FastApplyParams", ctx: "StudioContext",
@@ -151,7 +204,12 @@ def _apply_video(job: "Job", net, src: Path, out: Path, s, p: "FastApplyParams",
     from core.media import VideoReader, VideoWriter
     from modules.style_transfer.fast import stylize_frame
 
+    from core.media_budget import require_fits
+    from modules.style_transfer.fast import work_bytes
+
     with VideoReader(src) as reader:
+        require_fits(src.name, (reader.width, reader.height), work_bytes(reader.width, reader.height, s),
+                     device=ctx.models.device, key="style.over_budget")
         writer = VideoWriter(out, reader.fps, codec=p.codec, crf=p.crf, audio_from=src if reader.has_audio else None)
         first = True
         with writer:

@@ -109,10 +109,16 @@ def load_transformer_net(state: dict) -> TransformerNet:
     return net.eval()
 
 
+# the smallest side the network runs at: after two stride-2 convs every reflection pad
+# (4 px at full size, 1 px at 1/4) needs a wider input, or torch raises a padding error
+MIN_SIDE = 32
+
+
 def pad_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad H, W up to a multiple of 4 so the two stride-2 stages round-trip exactly."""
+    """Pad H, W up to a multiple of 4 (so the two stride-2 stages round-trip exactly) and to at
+    least MIN_SIDE (a 1x1 image or a 4 px strip), reflecting where the image is wide enough."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = max((-h) % multiple, MIN_SIDE - h), max((-w) % multiple, MIN_SIDE - w)
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
     return x, (h, w)

@@ -73,7 +73,7 @@ def build_ui(ctx) -> None:
                 a_strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label=i18n("style.ui.strength"))
                 a_colors = gr.Checkbox(False, label=i18n("style.ui.original_colors"))
                 a_fmt = gr.Radio(["png", "jpg", "webp"], value="png", label=i18n("style.ui.image_format"))
-                a_codec = gr.Radio(["h264", "hevc"], value="h264", label=i18n("style.ui.codec"))
+                a_codec = gr.Radio(["h264", "hevc", "vp9"], value="h264", label=i18n("style.ui.codec"))
             a_run = gr.Button(i18n("style.ui.run_apply"), variant="primary")
 
         with gr.Tab(i18n("style.ui.tab_train"), elem_id="style-train"):

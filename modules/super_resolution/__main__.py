@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", default="same", choices=["same", "png", "jpg", "webp", "tif"])
     ap.add_argument("--suffix", default="")
     ap.add_argument("--skip-existing", action="store_true")
-    ap.add_argument("--video-codec", default="h264", choices=["h264", "hevc"])
+    ap.add_argument("--video-codec", default="h264", choices=["h264", "hevc", "vp9"])
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--list", action="store_true", help="list the weights in UPSCALERS_DIR and exit")
     ap.add_argument("-q", "--quiet", action="store_true")

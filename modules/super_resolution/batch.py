@@ -5,6 +5,10 @@ Folders are walked recursively and their relative names kept; files that are not
 are skipped (and listed). A broken image is logged and skipped, the batch goes on.
 Stop is checked before every tile and frame: finished files stay, the image being worked
 on is not written (nothing half-done ever lands under a final name).
+An image whose result cannot fit the memory budget (`core.media_budget`) is refused before
+it is decoded, with its size and the limit; any other failure of one file (even an
+unexpected one) is logged with its traceback and the batch goes on: the result lists every
+failed file with its reason.
 """
 from __future__ import annotations
 
@@ -165,15 +169,40 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
             stopped = True
             job.info(job.t("sr.log.stopped_in", path=str(it.src)))
             break
-        except StudioError as exc:
-            failed.append({"path": str(it.src), "error": exc.render(job.t)})
-            job.warning(exc.render(job.t))
+        except Exception as exc:  # noqa: BLE001 - one file's failure never ends the batch
+            msg = exc.render(job.t) if isinstance(exc, StudioError) else _unexpected(job, it.src, exc)
+            failed.append({"path": str(it.src), "error": msg})
+            job.warning(msg)
             state["done"] = base + frames.get(it.src, 1)
     if failed and not outputs and not stopped:
         raise StudioError("sr.all_failed", count=len(failed), first=failed[0]["error"])
     return {"outputs": outputs, "pairs": pairs, "output_dir": str(out_dir), "skipped": skipped, "failed": failed,
             "stopped": stopped, "model": up.spec.describe(), "scale": params.outscale or up.scale,
             "seconds": round(time.time() - started, 2)}
+
+
+def _unexpected(job: "Job", src: Path, exc: BaseException) -> str:
+    """One line for the user, the traceback in the job's debug log."""
+    import traceback
+
+    from modules.super_resolution.engine import is_oom
+
+    job.log("debug", "".join(traceback.format_exception(exc)))
+    if is_oom(exc):
+        return job.t("sr.log.file_oom", path=src.name)
+    return job.t("sr.log.file_error", path=src.name, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def check_fits(up, name: str, hw: tuple[int, int], params: UpscaleParams, channels: int = 3,
+               out_bytes: int = 1) -> None:
+    """StudioError sr.over_budget (size, need, limit) when the result cannot fit in memory."""
+    from core.media_budget import require_fits
+
+    need = up.work_bytes(hw, channels, params.outscale, alpha_model=channels in (2, 4) and params.alpha == "model",
+                         out_bytes=out_bytes)
+    s = params.outscale or up.scale
+    require_fits(name, (hw[1], hw[0]), need, key="sr.over_budget",
+                 out=f"{round(hw[1] * s)}x{round(hw[0] * s)}")
 
 
 def _frame_count(path: Path) -> int:
@@ -186,9 +215,14 @@ def _one_image(job: "Job", up, it: Item, params: UpscaleParams, state: dict, tot
                n: int, count: int) -> Path:
     import numpy as np
 
+    from core.media import image_size
     from modules.super_resolution.files import output_path, read_image, save_preview, write_image
 
+    w, h = image_size(it.src)  # header only: a huge file is refused before it is decoded
+    check_fits(up, it.src.name, (h, w), params)
     arr = read_image(it.src)
+    check_fits(up, it.src.name, arr.shape[:2], params, channels=1 if arr.ndim == 2 else arr.shape[2],
+               out_bytes=arr.dtype.itemsize)
     desc = job.t("sr.progress.image", n=n, count=count, name=it.src.name)
     base = state["done"]
     job.progress(base, total, desc)

@@ -38,15 +38,9 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def free_memory_bytes(device: str) -> float:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        free, _total = torch.cuda.mem_get_info()
-        return float(free)
-    try:
-        import psutil
+    from core.media_budget import available_bytes
 
-        return float(psutil.virtual_memory().available)
-    except Exception:  # noqa: BLE001 - no psutil: assume a modest machine
-        return 2.0 * 2**30
+    return available_bytes(device)
 
 
 def resize_lanczos(arr: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
@@ -108,6 +102,25 @@ class Upscaler:
         return self.spec.scale
 
     # -- memory -----------------------------------------------------------------------
+    def work_bytes(self, hw: tuple[int, int], channels: int = 3, outscale: float | None = None,
+                   alpha_model: bool = False, out_bytes: int = 1) -> float:
+        """Host memory one `upscale` call holds at its peak: the float input and its copies,
+        the output array (uint8/uint16/float work copy + the copy the PNG writer makes), the
+        alpha pass and the Lanczos resample when asked. The tiles' activations are bounded
+        separately (auto tile, OOM back-off), so they are not counted here."""
+        h, w = hw
+        s = self.scale
+        in_px, out_px = h * w, h * w * s * s
+        work = 4 if (channels in (1, 2) or alpha_model or outscale or out_bytes == 4) else out_bytes
+        c_out = 4 if channels in (2, 4) else 3
+        need = in_px * (5 * channels + 24) + out_px * 3 * work + out_px * c_out * (out_bytes + 1)
+        if alpha_model:
+            need += out_px * 16  # the alpha run's RGB float output + its mean
+        if outscale:
+            o = outscale * outscale * in_px
+            need += out_px * c_out * 4 + o * c_out * 8  # float result + per-channel resample and stack
+        return float(need)
+
     def bytes_per_px(self) -> float:
         """Rough peak activation bytes per input pixel (sizes the automatic tile)."""
         s, nf = self.spec.scale, self.spec.num_feat or 64

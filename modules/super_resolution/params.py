@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from core.params import MAX_ITEMS, StrictParams
 from core.paths import RelPath
 
+# the smallest tile a user may type: below it the padding context dwarfs the tile
+MIN_USER_TILE = 16
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 WEIGHT_EXTS = {".pth", ".pt", ".safetensors", ".ckpt", ".bin"}
 
@@ -26,5 +28,22 @@ class UpscaleParams(StrictParams):
     format: Literal["same", "png", "jpg", "webp", "tif"] = "same"
     suffix: str = Field("", max_length=40, pattern=r"^[\w\-. ]*$", description="Appended to each output name")
     skip_existing: bool = False
-    video_codec: Literal["h264", "hevc"] = "h264"
+    video_codec: Literal["h264", "hevc", "vp9"] = "h264"
     crf: int = Field(18, ge=0, le=51)
+
+    @field_validator("tile")
+    @classmethod
+    def _tile(cls, v: int) -> int:
+        if 0 < v < MIN_USER_TILE:
+            raise ValueError(f"tile must be 0 (automatic) or at least {MIN_USER_TILE} px, not {v}")
+        return v
+
+    @field_validator("overlap")
+    @classmethod
+    def _overlap(cls, v: int, info: ValidationInfo) -> int:
+        # checked together with the tile: an overlap over half the tile makes tiles advance by
+        # a few pixels (tile 8, overlap 8: 1 px a step), so it is refused, naming the field
+        tile = info.data.get("tile")
+        if tile and v > tile // 2:
+            raise ValueError(f"overlap ({v}) must be at most half the tile ({tile} px): {tile // 2} or less")
+        return v

@@ -31,6 +31,15 @@ class NonFinite(Exception):
     """A half-precision pass overflowed (inf/NaN): the caller retries in a wider type."""
 
 
+def clamp_overlap(tile: int, overlap: int, align: int = 1) -> int:
+    """The overlap actually used for a `tile`: at least `align` (rounding can never open a
+    gap), at most half the tile (so tiles advance by at least half their size, never 1 px at
+    a time) and below the tile itself. `grid` and the blending ramps both use this value, so
+    a tile smaller than the requested overlap cannot give mismatched shapes."""
+    tile = max(align, tile // align * align)
+    return max(0, min(max(overlap, align), max(align, tile // 2), tile - align))
+
+
 def grid(length: int, tile: int, overlap: int, align: int = 1) -> tuple[int, list[int]]:
     """(tile size, origins) along one axis: the fewest tiles of at most `tile` pixels that
     overlap by at least `overlap`, all the same size and evenly spread (no last tile that
@@ -41,8 +50,10 @@ def grid(length: int, tile: int, overlap: int, align: int = 1) -> tuple[int, lis
     """
     if tile >= length:
         return length, [0]
+    overlap = clamp_overlap(tile, overlap, align)
     tile = max(align, tile // align * align)
-    overlap = min(max(overlap, align), tile - align)  # >= align: rounding can never open a gap
+    if tile >= length:  # rounding up to the fold can make one tile enough
+        return length, [0]
     n = math.ceil((length - overlap) / (tile - overlap))
     size = min(tile, math.ceil(math.ceil((length + (n - 1) * overlap) / n) / align) * align)
     return size, [round(i * (length - size) / (n - 1) / align) * align for i in range(n)]
@@ -106,8 +117,10 @@ def run_tiled(model: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray, 
             image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
         pad = math.ceil(pad / align) * align
     h, w, _ = image.shape
-    th, ys = grid(h, max(1, tile), overlap, align)
-    tw, xs = grid(w, max(1, tile), overlap, align)
+    tile = max(1, tile)
+    overlap = clamp_overlap(tile, overlap, align)  # the same value for the grid and the ramps
+    th, ys = grid(h, tile, overlap, align)
+    tw, xs = grid(w, tile, overlap, align)
     dev = torch.device(device)
     wy = [r.to(dev) for r in _ramps(ys, th, h, overlap, scale)]
     wx = [r.to(dev) for r in _ramps(xs, tw, w, overlap, scale)]

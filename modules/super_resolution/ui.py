@@ -79,7 +79,7 @@ def build_ui(ctx) -> None:
                     suffix = gr.Textbox("", label=i18n("sr.ui.suffix"), max_lines=1)
                     skip = gr.Checkbox(False, label=i18n("sr.ui.skip_existing"))
                 with gr.Row():
-                    codec = gr.Dropdown(["h264", "hevc"], value="h264", label=i18n("sr.ui.codec"))
+                    codec = gr.Dropdown(["h264", "hevc", "vp9"], value="h264", label=i18n("sr.ui.codec"))
                     crf = gr.Slider(0, 51, value=18, step=1, label=i18n("sr.ui.crf"))
             start = gr.Button(i18n("sr.ui.start"), variant="primary", elem_id="sr-start")
         with gr.Column(scale=4):

@@ -46,8 +46,15 @@ def upscale_video(job: "Job", up: "Upscaler", src: Path, dst: Path, params: "Ups
     from modules.super_resolution.files import save_preview
     from modules.super_resolution.tiling import TileStopped
 
+    from modules.super_resolution.batch import check_fits
+
     media = _media()
     reader = media.VideoReader(src)
+    try:
+        check_fits(up, src.name, (reader.height, reader.width), params)  # per frame, before any writing
+    except StudioError:
+        reader.close()
+        raise
     n_frames = int(reader.frame_count or 0)
     dst.parent.mkdir(parents=True, exist_ok=True)
     partial = dst.with_name(f"{dst.stem}_partial{dst.suffix}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -142,6 +143,8 @@ def test_apply_job_on_folder_keeps_going_past_a_broken_file(style_ctx, tmp_path)
                         output_dir="out", original_colors=True)
     job = ConsoleJob("style.fast_apply", p, workdir=tmp_path / "job", verbose=False)
     out = run_fast_apply(job, p, style_ctx)
+    failures = out.pop("failures")
+    assert [Path(f["path"]).name for f in failures] == ["c.png"] and "c.png" in failures[0]["error"]
     assert out == {"output_dir": str(style_ctx.path("OUTPUTS_DIR") / "out"), "written": 4, "failed": 1, "stopped": False}
     assert Image.open(style_ctx.path("OUTPUTS_DIR") / "out" / "a.png").size == (20, 20)
     assert Image.open(style_ctx.path("OUTPUTS_DIR") / "out" / "a_2.png").size == (40, 30)  # no output overwritten

@@ -67,7 +67,11 @@ class TrainParams(StrictParams):
     validation_every_steps: int = Field(0, ge=0, le=1_000_000)
     # checkpoints / output
     save_every_steps: int = Field(0, ge=0, le=1_000_000)
-    save_every_epochs: int = Field(1, ge=0, le=10_000)
+    # time-based by default: once per epoch was a state every few steps on a small set, and
+    # hours of work lost to a kill on a large one
+    save_every_minutes: float = Field(10.0, ge=0.0, le=10_000.0,
+                                      description="save a resumable state every N minutes of training (0 = off)")
+    save_every_epochs: int = Field(0, ge=0, le=10_000)
     keep_last: int = Field(3, ge=1, le=100)
     resume_from: str = Field("", description="a state folder, or 'latest' in the project")
     export_diffusers: bool = False

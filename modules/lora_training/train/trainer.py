@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from core.errors import StudioError
+from modules.lora_training.train import autosave
 from modules.lora_training.train import checkpoint as ck
 from modules.lora_training.train import config as cfg
 from modules.lora_training.train import dataset as ds
@@ -37,6 +38,7 @@ class Trainer:
         self.last_loss = float("nan")
         self.batches: list[list[int]] = []
         self.saved_step, self.saved_path = -1, None
+        self.autosave = autosave.SaveClock(self.p.save_every_minutes)
 
     # -- helpers -----------------------------------------------------------------
     def log(self, key: str, **kw: Any) -> None:
@@ -74,8 +76,10 @@ class Trainer:
                 raise StudioError("lora.disk_full", path=str(self.s.paths.checkpoints)) from exc
             raise
         self.saved_step, self.saved_path = self.step, path
+        self.autosave.saved(self.step)
         self.job.artifact(path, "checkpoint")
-        self.log("lora.log.checkpoint", step=self.step, path=str(path))
+        self.log("lora.log.checkpoint", step=self.step, path=str(path),
+                 time=autosave.clock_time(self.autosave.last_wall))
         return path
 
     def save_lora(self, finished: bool) -> dict:
@@ -180,6 +184,7 @@ class Trainer:
         p, s, job = self.p, self.s, self.job
         stopped = False
         step_times: list[float] = []
+        self.autosave = autosave.SaveClock(p.save_every_minutes)  # counts training, not loading
         while self.step < self.total and not stopped:
             self.batches = ds.epoch_batches(s.train_items, p.batch_size, p.seed, self.epoch, self.rank, self.world)
             while self.pos < len(self.batches) and self.step < self.total:
@@ -262,8 +267,11 @@ class Trainer:
         job.metric(self.step, loss=loss, loss_smooth=self._smooth(), lr=lr)
         recent = step_times[-20:]
         eta = (self.total - self.step) * sum(recent) / len(recent)
-        job.progress(self.step, self.total, job.t("lora.progress.step", step=self.step, total=self.total,
-                                                  loss=f"{loss:.4f}", eta=_fmt_eta(eta)))
+        desc = job.t("lora.progress.step", step=self.step, total=self.total, loss=f"{loss:.4f}", eta=_fmt_eta(eta))
+        if self.autosave.last_wall is not None:  # how much a crash now would lose
+            desc += job.t("lora.progress.last_state", step=self.autosave.last_step,
+                          time=autosave.clock_time(self.autosave.last_wall))
+        job.progress(self.step, self.total, desc)
         if self.step == 1 or self.step % 50 == 0:
             self.log("lora.log.step", step=self.step, total=self.total, loss=f"{loss:.4f}",
                      smooth=f"{self._smooth():.4f}", lr=f"{lr:.2e}", eta=_fmt_eta(eta))
@@ -272,6 +280,9 @@ class Trainer:
         if p.sample_every_steps and p.sample_prompts and self.step % p.sample_every_steps == 0:
             self.samples()
         if p.save_every_steps and self.step % p.save_every_steps == 0 and self.step < self.total:
+            self.save_state()
+        elif self.autosave.due() and self.step < self.total:
+            self.log("lora.log.timed_save", minutes=f"{self.autosave.minutes_since():.0f}")
             self.save_state()
 
     def validation(self) -> float:
