@@ -12,12 +12,14 @@ import math
 import re
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 Optimizer = Literal["adamw", "adamw8bit", "lion", "prodigy"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Target = Literal["attn", "attn_mlp", "full"]
 Preset = Literal["none", "8", "12", "16", "24"]
+LossType = Literal["l2", "l1", "huber", "smooth_l1"]
+HuberSchedule = Literal["constant", "exponential", "snr"]
 Scheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
@@ -58,6 +60,31 @@ class TrainParams(BaseModel):
     noise_offset: float = Field(0.0, ge=0.0, le=1.0)
     seed: int = Field(42, ge=0, le=2**31 - 1)
     vram_preset: Preset = "none"
+    # recipe (issue 14): EMA, masked loss, caption runtime, concepts/regularisation, loss & noise
+    # variants, LoRA+ and per-block UNet LR. Every default is "off" and leaves a run unchanged.
+    ema: bool = False
+    ema_decay: float = Field(0.999, ge=0.0, le=1.0)
+    ema_start_step: int = Field(0, ge=0, le=1_000_000, description="raw weights copied until this step")
+    ema_for_samples: bool = False
+    masked_loss: bool = Field(False, description="use name.mask.png / masks/name.png beside each image")
+    caption_dropout: float = Field(0.0, ge=0.0, le=1.0, description="probability of an empty caption")
+    shuffle_tags: bool = False
+    keep_tokens: int = Field(0, ge=0, le=75, description="first N comma-separated tags kept in place")
+    reg_data_dir: str = Field("", max_length=4096, description="regularisation (class) images; empty = none")
+    prior_loss_weight: float = Field(1.0, ge=0.0, le=100.0)
+    loss_type: LossType = "l2"
+    huber_schedule: HuberSchedule = "snr"
+    huber_c: float = Field(0.1, gt=0.0, le=10.0)
+    huber_scale: float = Field(1.0, gt=0.0, le=100.0)
+    debiased_estimation: bool = False
+    multires_noise_iterations: int = Field(0, ge=0, le=16, description="0 disables pyramid noise")
+    multires_noise_discount: float = Field(0.3, ge=0.0, le=1.0)
+    ip_noise_gamma: float = Field(0.0, ge=0.0, le=1.0, description="input-perturbation noise")
+    min_timestep: int = Field(0, ge=0, le=1000)
+    max_timestep: int = Field(1000, ge=0, le=1000, description="exclusive; min = max trains that one step")
+    loraplus_ratio: float = Field(0.0, ge=0.0, le=1000.0, description="LR multiplier of lora_B; 0 = off")
+    unet_block_lr: list[float] = Field(default_factory=list, max_length=64,
+                                       description="down blocks..., mid, up blocks... LRs; empty = lr_unet")
     # live
     sample_prompts: list[str] = Field(default_factory=list, max_length=8)
     sample_every_steps: int = Field(0, ge=0)
@@ -84,6 +111,19 @@ class TrainParams(BaseModel):
     @classmethod
     def _prompts(cls, v: list[str]) -> list[str]:
         return [p.strip() for p in v if p and p.strip()]
+
+    @field_validator("unet_block_lr")
+    @classmethod
+    def _block_lr(cls, v: list[float]) -> list[float]:
+        if any(not (0.0 <= x <= 10.0) for x in v):
+            raise ValueError("each block LR must be between 0 and 10")
+        return v
+
+    @model_validator(mode="after")
+    def _timestep_range(self) -> "TrainParams":
+        if self.min_timestep > self.max_timestep:
+            raise ValueError("min_timestep must not exceed max_timestep")
+        return self
 
     @property
     def name(self) -> str:
