@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,3 +248,45 @@ def test_reg_indices_are_a_stateless_cycle():
     assert concepts.reg_indices(4, 5, 2, 3) == concepts.reg_indices(4, 5, 2, 3)
     random.seed(0)  # the global RNGs play no part
     assert concepts.reg_indices(4, 1, 2, 3) == seq[2:4]
+
+
+def test_ui_collect_sends_recipe_fields():
+    from modules.lora_training import ui
+
+    values = [getattr(TrainParams(), n) for n in ui.FIELDS]
+    values[ui.FIELDS.index("sample_prompts")] = ""
+    values[ui.FIELDS.index("unet_block_lr")] = "1e-4, 2e-4;3e-4"
+    values[ui.FIELDS.index("ema")] = True
+    values[ui.FIELDS.index("keep_tokens")] = 2.0
+    got = TrainParams.model_validate(ui.collect("p", "", 64, values))
+    assert got.unet_block_lr == [1e-4, 2e-4, 3e-4] and got.ema and got.keep_tokens == 2
+    assert got.loss_type == "l2" and "loss_type" not in ui.collect("p", "", 64, values)  # defaults not sent
+
+
+def test_importer_aligns_masks_and_reads_kohya_folders(tmp_path):
+    from modules.lora_training.data.kohya_folders import import_kohya_folders
+    from modules.lora_training.data.importer import ImportOptions
+    from modules.lora_training.data.project import Project
+
+    src = tmp_path / "src"
+    (src / "10_mychar").mkdir(parents=True)
+    (src / "style").mkdir()
+    arr = np.zeros((300, 600, 3), np.uint8)
+    arr[:, :300] = 255  # left half white
+    Image.fromarray(arr).save(src / "10_mychar" / "wide.png")
+    Image.fromarray(arr[..., 0]).save(src / "10_mychar" / "wide.mask.png")  # the same picture as a mask
+    Image.fromarray(arr[:256, :256]).save(src / "style" / "sq.png")
+    project = Project(tmp_path / "projects", "proj")
+    reports = import_kohya_folders(project, src, ImportOptions(resolution=256, mode="crop", min_size=128))
+    assert [r.concept for r in reports] == ["mychar", "style"]
+    assert project.repeats("mychar") == 10 and project.repeats("style") == 1
+    assert reports[0].imported == ["wide.png"]  # the mask is not a training image
+    out = project.data_dir / "mychar"
+    img = np.asarray(Image.open(out / "wide.png").convert("L")).astype(int)
+    mask = np.asarray(Image.open(out / "wide.mask.png")).astype(int)
+    assert img.shape == mask.shape == (256, 256)
+    assert np.abs(img - mask).max() <= 32  # same resize + crop: aligned (filters differ only at the edge)
+    assert 0 < (mask > 128).mean() < 1
+    items = scan(project.data_dir, 256)  # the trainer reads concept + repeats from the manifest
+    assert {(Path(it.path).name, it.concept, it.repeats) for it in items} == {("wide.png", "mychar", 10),
+                                                                              ("sq.png", "style", 1)}
