@@ -290,3 +290,20 @@ def test_importer_aligns_masks_and_reads_kohya_folders(tmp_path):
     items = scan(project.data_dir, 256)  # the trainer reads concept + repeats from the manifest
     assert {(Path(it.path).name, it.concept, it.repeats) for it in items} == {("wide.png", "mychar", 10),
                                                                               ("sq.png", "style", 1)}
+
+
+def test_prepare_job_kohya_folders_and_repeats(ctx, tmp_path):
+    from modules.lora_training.data.jobs import PrepareParams, run_prepare
+    from modules.lora_training.data.project import Project
+    from tests.lora_training.helpers import quiet_job
+    from tests.lora_training.tiny_sdxl import make_images
+
+    make_images(tmp_path / "src" / "4_hero", n=2, size=256)
+    make_images(tmp_path / "one", n=1, size=256)
+    res = run_prepare(quiet_job(tmp_path / "j"), PrepareParams(project="k", source_dir=str(tmp_path / "src"),
+                                                               resolution=256, kohya_folders=True), ctx)
+    assert res["concepts"]["hero"]["repeats"] == 4 and res["imported"] == 2
+    run_prepare(quiet_job(tmp_path / "j2"), PrepareParams(project="k", concept="side", repeats=3,
+                                                          source_dir=str(tmp_path / "one"), resolution=256), ctx)
+    project = Project.from_ctx(ctx, "k")
+    assert project.repeats("side") == 3 and project.repeats("hero") == 4

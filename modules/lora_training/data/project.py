@@ -209,8 +209,9 @@ def _flat_view(data: dict[str, Any]) -> dict[str, Any]:
     for cname in sorted(data.get("concepts", {})):
         for name in sorted(data["concepts"][cname].get("images", {})):
             rec = data["concepts"][cname]["images"][name]
-            rows.append({"file": f"{cname}/{name}", "concept": cname,
-                         "repeats": int(data["concepts"][cname].get("repeats", 1)), "original_hw": rec["original_size_hw"],
+            repeats = int(data["concepts"][cname].get("repeats", 1))
+            rows.append({"file": f"{cname}/{name}", "concept": cname, "repeats": repeats,
+                         "original_hw": rec["original_size_hw"],
                          "crop_yx": rec["crop_top_left_yx"], "target_size": rec["target_size_hw"]})
     return {"version": MANIFEST_VERSION, "images": rows}
 

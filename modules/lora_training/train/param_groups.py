@@ -55,8 +55,8 @@ def refine(groups: list[dict], models: dict[str, Any], p: Any) -> list[dict]:
             up = ratio > 0 and _is_up(name)
             key = (tag, up)
             if key not in split:
-                split[key] = {**{k: v for k, v in g.items() if k != "params"}, "params": [], "name": tag + (".up" if up else ""),
-                              "lr": lr * ratio if up else lr}
+                rest = {k: v for k, v in g.items() if k != "params"}
+                split[key] = {**rest, "params": [], "name": tag + (".up" if up else ""), "lr": lr * ratio if up else lr}
             split[key]["params"].append(q)
         out += list(split.values())
     return out
