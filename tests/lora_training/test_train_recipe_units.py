@@ -307,3 +307,20 @@ def test_prepare_job_kohya_folders_and_repeats(ctx, tmp_path):
                                                           source_dir=str(tmp_path / "one"), resolution=256), ctx)
     project = Project.from_ctx(ctx, "k")
     assert project.repeats("side") == 3 and project.repeats("hero") == 4
+
+
+def test_text_cache_used_unless_the_step_caption_is_new(monkeypatch):
+    from modules.lora_training.train import session as sm
+
+    s = sm.Session(TrainParams(), None, None, [], [], "cpu", torch.float32)
+    s.text = {"a": {"embeds": torch.zeros(77, 64), "pooled": torch.zeros(32)},
+              "": {"embeds": torch.full((77, 64), 2.0), "pooled": torch.zeros(32)}}
+    calls = []
+    monkeypatch.setattr(sm, "tokenize", lambda toks, caps: caps)
+    monkeypatch.setattr(sm, "time_ids", lambda *a, **k: torch.zeros(1, 6))
+    monkeypatch.setattr(sm, "encode_prompt", lambda tes, caps: calls.append(caps) or (torch.ones(1, 77, 64),
+                                                                                       torch.ones(1, 32)))
+    it = Item("x.png", "a", (64, 64), (0, 0), (64, 64))
+    assert float(s.conditioning([it])[0].sum()) == 0 and not calls  # options off: the cache
+    assert float(s.conditioning([it], [""])[0].mean()) == 2.0 and not calls  # dropout: the cached empty caption
+    assert float(s.conditioning([it], ["a, b"])[0].mean()) == 1.0 and calls == [["a, b"]]  # shuffled: encoded

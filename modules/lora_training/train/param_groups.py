@@ -25,8 +25,12 @@ def block_names(unet: Any) -> list[str]:
 
 
 def _block_of(name: str, names: list[str]) -> int | None:
-    m = re.search(r"(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.", name)
-    return names.index(m.group(1)) if m and m.group(1) in names else None
+    """Block index of a parameter name, PEFT (`down_blocks.1.`) or kohya/LyCORIS (`down_blocks_1_`)."""
+    m = re.search(r"(down_blocks|up_blocks)[._](\d+)[._]|(mid_block)[._]", name)
+    if not m:
+        return None
+    key = m.group(3) or f"{m.group(1)}.{m.group(2)}"
+    return names.index(key) if key in names else None
 
 
 def _is_up(name: str) -> bool:

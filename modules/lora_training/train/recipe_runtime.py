@@ -28,6 +28,12 @@ class RecipeRuntime:
         self.p = trainer.p
         self.recipe = Recipe.from_params(self.p)
         self.ema = ema_mod.maybe(trainer.trainable, self.p)
+        s = trainer.s
+        groups = concepts.describe_concepts(s.train_items)
+        if len(groups) > 1 or s.reg_items or self.p.masked_loss or any(g["repeats"] > 1 for g in groups.values()):
+            shown = ", ".join(f"{k or '.'} x{v['repeats']} ({v['images']})" for k, v in groups.items())
+            trainer.log("lora.log.recipe_data", concepts=shown, reg=len({i.path for i in s.reg_items}),
+                        masks=len({i.path for i in s.train_items if i.mask}))
 
     def micro_loss(self, items: list, micro: int):
         import torch
