@@ -327,3 +327,15 @@ def test_text_cache_used_unless_the_step_caption_is_new(monkeypatch):
     assert float(s.conditioning([it])[0].sum()) == 0 and not calls  # options off: the cache
     assert float(s.conditioning([it], [""])[0].mean()) == 2.0 and not calls  # dropout: the cached empty caption
     assert float(s.conditioning([it], ["a, b"])[0].mean()) == 1.0 and calls == [["a, b"]]  # shuffled: encoded
+
+
+def test_data_ui_sends_repeats_and_kohya_folders(bare_ctx, tmp_path):
+    from modules.lora_training.data import ui_data
+
+    sent = []
+    bare_ctx.jobs.submit = lambda kind, params: sent.append((kind, params)) or "job1"
+    ui_data.start_prepare(bare_ctx, "p", "c", str(tmp_path), None, 256, "buckets", 128, False, True, True, 5, True)
+    kind, params = sent[0]
+    assert kind == "lora.prepare" and params.repeats == 5 and params.kohya_folders
+    ui_data.start_prepare(bare_ctx, "p", "c", str(tmp_path), None, 256, "buckets", 128, False, True, True)
+    assert "repeats" not in sent[1][1].model_fields_set  # 1 = leave the concept's repeats alone
