@@ -14,6 +14,8 @@ import gradio as gr
 from pydantic import ValidationError
 
 from core.errors import StudioError, user_message
+from modules.lora_training import ui_recipe
+from modules.lora_training.ui_recipe import RECIPE_FIELDS
 
 # TrainParams fields of the settings form, in the order `_settings` returns their widgets
 FIELDS = ["output_name", "base_model", "vram_preset", "epochs", "max_steps", "batch_size", "grad_accum", "lr_unet",
@@ -21,7 +23,7 @@ FIELDS = ["output_name", "base_model", "vram_preset", "epochs", "max_steps", "ba
           "lr_scheduler", "warmup_steps", "precision", "gradient_checkpointing", "cache_latents", "min_snr_gamma",
           "noise_offset", "seed", "sample_prompts", "sample_every_steps", "validation_images",
           "validation_every_steps", "save_every_steps", "save_every_minutes", "save_every_epochs", "keep_last",
-          "export_diffusers"]
+          "export_diffusers", *RECIPE_FIELDS]
 
 
 def base_choices(ctx) -> list[str]:
@@ -50,6 +52,8 @@ def collect(project: str, trigger: str, resolution: Any, values: list[Any]) -> d
             value = int(value or 0)
         elif name == "save_every_minutes":
             value = float(value or 0)
+        elif name in RECIPE_FIELDS:
+            value = ui_recipe.convert(name, value)
         # a preset only overrides what the user did not set: send values that differ from defaults
         if value != getattr(defaults, name) or name in ("output_name", "base_model"):
             params[name] = value
@@ -167,6 +171,7 @@ def _settings(ctx, i18n) -> list:
             w["min_snr_gamma"] = gr.Number(d.min_snr_gamma, label=i18n("lora.ui.min_snr"), minimum=0)
             w["noise_offset"] = gr.Number(d.noise_offset, label=i18n("lora.ui.noise_offset"), minimum=0, maximum=1)
             w["seed"] = gr.Number(d.seed, label=i18n("lora.ui.seed"), precision=0, minimum=0)
+        ui_recipe.build(w, d, i18n)
     with gr.Accordion(i18n("lora.ui.live"), open=False):
         w["sample_prompts"] = gr.Textbox(lines=3, label=i18n("lora.ui.sample_prompts"),
                                          placeholder=i18n("lora.ui.sample_prompts_ph"))

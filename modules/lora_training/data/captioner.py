@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from core.errors import StudioError
 
+from ..train.concepts import is_mask_path
 from .fileio import clean_caption, read_caption, write_text_atomic
 from .imaging import is_image_name, load_rgb_on_white
 from .project import Project
@@ -155,7 +156,8 @@ def prepared_images(project: Project, concept: str | None = None) -> list[Path]:
     for name in names:
         d = project.data_dir / name
         if d.is_dir():
-            out += sorted(p for p in d.iterdir() if p.is_file() and is_image_name(p) and not p.name.startswith("."))
+            out += sorted(p for p in d.iterdir() if p.is_file() and is_image_name(p) and not p.name.startswith(".")
+                          and not is_mask_path(p))  # loss masks are not captioned
     return out
 
 

@@ -5,7 +5,10 @@ re-imports), decode it (EXIF orientation, CMYK/palette/16-bit, alpha on white), 
 when its short side is under `min_size`, compare its dHash with what was kept (near
 duplicates), plan the bucket (or the square crop), resize down, crop, write a PNG
 atomically, copy a `.txt` caption found next to it (tolerant decoding), and record sizes
-and crop offsets in the project manifest. The source is only ever read.
+and crop offsets in the project manifest. A loss mask beside the image (`name.mask.png` or
+`masks/name.png`, train/concepts.py) gets exactly the same resize and crop and is written as
+`<prepared name>.mask.png`; masks are never imported as training images. The source is
+only ever read.
 
 Every skipped file is listed with a reason; every soft problem (upscale needed, caption in
 a legacy encoding) is a warning. A stop request is honoured between two images; what was
@@ -22,6 +25,7 @@ from PIL import Image
 
 from core.errors import StudioError
 
+from ..train.concepts import MASK_SUFFIX, find_mask, is_mask_path
 from .buckets import bucket_list, plan_bucket, plan_center_crop
 from .dedupe import DuplicateIndex, dhash, sha256_file
 from .fileio import read_caption, write_text_atomic
@@ -83,7 +87,8 @@ def collect_sources(source_dir: str | Path | None = None, files: list[str | Path
         if not p.is_file():
             raise StudioError("lora_data.source_missing", path=str(p))
         candidates.append(p)
-    images = [p for p in candidates if is_image_name(p)]
+    masks = {p for p in candidates if is_image_name(p) and is_mask_path(p)}
+    images = [p for p in candidates if is_image_name(p) and p not in masks]
     texts = [p for p in candidates if p.suffix.lower() == ".txt"]
     others = [p for p in candidates if not is_image_name(p) and p.suffix.lower() != ".txt"]
     # a caption sits next to its image; uploads land in separate temp folders: match by stem
@@ -96,6 +101,32 @@ def collect_sources(source_dir: str | Path | None = None, files: list[str | Path
         elif files and img.stem in by_stem:
             captions[img] = by_stem[img.stem]
     return images, captions, others
+
+
+def _masks_for(images: list[Path], files: list | None) -> dict[Path, Path]:
+    """{image: its mask} by the file conventions; uploads match `<stem>.mask.*` by name."""
+    out = {img: m for img in images if (m := find_mask(img)) is not None}
+    uploaded = {Path(f).stem[: -len(MASK_SUFFIX)]: Path(f) for f in files or []
+                if Path(f).stem.lower().endswith(MASK_SUFFIX)}
+    for img in images:
+        if img not in out and img.stem in uploaded:
+            out[img] = uploaded[img.stem]
+    return out
+
+
+def _load_mask(path: Path, size: tuple[int, int], warn) -> Image.Image | None:
+    """The mask as 8-bit grey at the image's size (upright, like the image)."""
+    from core.media import load_image
+
+    try:
+        mask = load_image(path, mode="L")
+    except StudioError as exc:
+        warn(path, "mask_unreadable", exc.key)
+        return None
+    if mask.size != size:
+        warn(path, "mask_resized", f"{mask.size[0]}x{mask.size[1]} -> {size[0]}x{size[1]}")
+        mask = mask.resize(size, Image.Resampling.BILINEAR)
+    return mask
 
 
 def _out_name(stem: str, used: set[str]) -> str:
@@ -131,6 +162,7 @@ def import_images(project: Project, concept: str, source_dir: str | Path | None 
     keep = lambda path, reason: link_skips.append((path, reason))  # noqa: E731
     on_skip = job_reporter(job, extra=keep) if job is not None else keep
     images, captions, others = collect_sources(source_dir, files, opts.recursive, on_skip=on_skip)
+    mask_of = _masks_for(images, files)
     if not images:
         raise StudioError("lora_data.no_images", path=str(source_dir or ", ".join(map(str, files or []))))
     project.create()
@@ -178,7 +210,7 @@ def import_images(project: Project, concept: str, source_dir: str | Path | None 
                 report.stopped = True
                 break
             _import_one(src, captions.get(src), project, cname, opts, buckets, index, known_sha, used,
-                        new_records, report, skip, warn, job)
+                        new_records, report, skip, warn, job, mask_of.get(src))
             if job is not None:
                 job.progress(i + 1, total, job.t("lora_data.progress.import"))
             if len(new_records) and len(new_records) % MANIFEST_FLUSH_EVERY == 0:
@@ -190,7 +222,7 @@ def import_images(project: Project, concept: str, source_dir: str | Path | None 
 
 def _import_one(src: Path, caption_src: Path | None, project: Project, cname: str, opts: ImportOptions,
                 buckets, index: DuplicateIndex, known_sha: dict, used: set[str], new_records: dict,
-                report: ImportReport, skip, warn, job) -> None:
+                report: ImportReport, skip, warn, job, mask_src: Path | None = None) -> None:
     try:
         sha = sha256_file(src)
     except OSError as exc:
@@ -218,14 +250,19 @@ def _import_one(src: Path, caption_src: Path | None, project: Project, cname: st
         return
     plan = (plan_bucket(w, h, opts.resolution, opts.upscale_small, buckets) if opts.mode == "buckets"
             else plan_center_crop(w, h, opts.resolution, opts.upscale_small))
+    mask = _load_mask(mask_src, img.size, warn) if mask_src is not None else None
     if plan.resized != plan.original:
         img = img.resize(plan.resized, Image.Resampling.LANCZOS)
+        mask = mask.resize(plan.resized, Image.Resampling.BILINEAR) if mask is not None else None
     tw, th = plan.target
-    img = img.crop((plan.crop_left, plan.crop_top, plan.crop_left + tw, plan.crop_top + th))
+    box = (plan.crop_left, plan.crop_top, plan.crop_left + tw, plan.crop_top + th)
+    img = img.crop(box)
     name = _out_name(src.stem, used)
     out = project.data_dir / cname / name
     try:
         save_png_atomic(img, out)
+        if mask is not None:  # same resize + crop as its image: aligned pixel for pixel
+            save_png_atomic(mask.crop(box), out.with_name(f"{out.stem}{MASK_SUFFIX}.png"))
     except OSError as exc:  # disk full, permissions: stop here, what is done stays recorded
         raise StudioError("lora_data.write_failed", path=str(out), error=str(exc)[:200]) from exc
     notes: list[str] = []

@@ -33,6 +33,8 @@ class PrepareParams(StrictParams):
     dhash_threshold: int = Field(default=4, ge=0, le=32)
     copy_captions: bool = True
     recursive: bool = True
+    repeats: int = Field(default=1, ge=1, le=10_000)  # the concept's repeats per epoch
+    kohya_folders: bool = False  # source_dir holds `10_name/` concept folders (concept + repeats from each)
 
     @field_validator("resolution")
     @classmethod
@@ -74,14 +76,33 @@ def run_prepare(job, params: PrepareParams, ctx) -> dict:
                          upscale_small=params.upscale_small, dedupe=params.dedupe,
                          dhash_threshold=params.dhash_threshold, copy_captions=params.copy_captions,
                          recursive=params.recursive)
+    if params.kohya_folders:
+        return _run_kohya(job, params, project, opts)
     job.info(job.t("lora_data.log.import_start", project=project.name, concept=params.concept))
     report = import_images(project, params.concept, params.source_dir or None, params.files, opts, job=job)
+    if "repeats" in params.model_fields_set:
+        project.set_repeats(params.concept, params.repeats)
     _write_report(job, "import_report.json", report.to_json())
     s = report.summary()
     job.info(job.t("lora_data.log.import_done", imported=s["imported"], skipped=s["skipped"],
                    warnings=s["warnings"], captions=s["captions_copied"],
                    buckets=", ".join(f"{k}: {v}" for k, v in s["buckets"].items())))
     return {**s, "project_dir": str(project.dir)}
+
+
+def _run_kohya(job, params: PrepareParams, project, opts) -> dict:
+    """One import per `<repeats>_<concept>/` sub-folder of source_dir."""
+    from .kohya_folders import import_kohya_folders
+
+    reports = import_kohya_folders(project, params.source_dir, opts, job=job)
+    _write_report(job, "import_report.json", {"concepts": [r.to_json() for r in reports]})
+    for r in reports:
+        s = r.summary()
+        job.info(job.t("lora_data.log.import_concept", concept=s["concept"], repeats=project.repeats(s["concept"]),
+                       imported=s["imported"], skipped=s["skipped"]))
+    return {"concepts": {r.concept: {**r.summary(), "repeats": project.repeats(r.concept)} for r in reports},
+            "imported": sum(len(r.imported) for r in reports), "stopped": any(r.stopped for r in reports),
+            "project_dir": str(project.dir)}
 
 
 def run_caption(job, params: CaptionParams, ctx) -> dict:

@@ -10,7 +10,9 @@ Layout under `LORA_PROJECTS_DIR` (config key, default `LoRA_Projects_Internal/`)
       samples/                sample images rendered during training
 
 `project.json` holds ``{"name", "version", "created", "updated", "concepts": {concept:
-{"images": {file: record}, "import": {...last import settings and counts}}}}``. Other parts
+{"images": {file: record}, "import": {...last import settings and counts}, "repeats": n}}}``
+(`repeats`, default 1: how many times the concept's images count per epoch, kohya's
+`10_name` folder prefix). Other parts
 of the studio (the trainer) may add their own top-level keys: `update_manifest` keeps
 whatever it does not touch. Each image record carries what SDXL needs for its time ids:
 `original_size_hw` (image size before resizing, EXIF applied), `crop_top_left_yx` (crop
@@ -18,7 +20,7 @@ offset in the resized image) and `target_size_hw` (the saved image size = its bu
 
 `data/manifest.json` is a flat view of the same records for the trainer's dataset scanner,
 regenerated on every manifest update: ``{"images": [{"file": "<concept>/<name>.png",
-"concept", "original_hw", "crop_yx", "target_size"}, ...]}`` (sizes as [h, w], crop as
+"concept", "repeats", "original_hw", "crop_yx", "target_size"}, ...]}`` (sizes as [h, w], crop as
 [top, left], file relative to `data/`). Captions are not copied there: the `.txt` next to
 each image stays the one truth, so editor changes need no manifest rewrite.
 """
@@ -163,6 +165,15 @@ class Project:
                     out.append(r)
         return sorted(out, key=lambda r: (r.concept, r.file))
 
+    def repeats(self, concept: str) -> int:
+        return int(self.load_manifest()["concepts"].get(safe_name(concept, "concept"), {}).get("repeats", 1))
+
+    def set_repeats(self, concept: str, repeats: int) -> None:
+        """Repeats per epoch of a concept (>= 1), kept in the manifest."""
+        name = safe_name(concept, "concept")
+        n = max(1, min(int(repeats), 10_000))
+        self.update_manifest(lambda data: data["concepts"].setdefault(name, {}).__setitem__("repeats", n))
+
     def image_path(self, record: ImageRecord) -> Path:
         return self.data_dir / record.concept / record.file
 
@@ -175,7 +186,9 @@ def _flat_view(data: dict[str, Any]) -> dict[str, Any]:
     for cname in sorted(data.get("concepts", {})):
         for name in sorted(data["concepts"][cname].get("images", {})):
             rec = data["concepts"][cname]["images"][name]
-            rows.append({"file": f"{cname}/{name}", "concept": cname, "original_hw": rec["original_size_hw"],
+            repeats = int(data["concepts"][cname].get("repeats", 1))
+            rows.append({"file": f"{cname}/{name}", "concept": cname, "repeats": repeats,
+                         "original_hw": rec["original_size_hw"],
                          "crop_yx": rec["crop_top_left_yx"], "target_size": rec["target_size_hw"]})
     return {"version": MANIFEST_VERSION, "images": rows}
 

@@ -35,14 +35,16 @@ def _err(ctx, exc: Exception) -> str:
 
 # -- jobs ------------------------------------------------------------------------------
 def start_prepare(ctx, project, concept, source_dir, files, resolution, mode, min_size, upscale, dedupe,
-                  copy_captions) -> tuple[str, str]:
+                  copy_captions, repeats=1, kohya_folders=False) -> tuple[str, str]:
     try:
         if not (source_dir or "").strip() and not files:
             return "", "⚠️ " + ctx.t("lora_data.ui.need_source")
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         params = PrepareParams(project=project or "", concept=concept or "default", source_dir=(source_dir or "").strip(),
                                files=paths, resolution=int(resolution), mode=mode, min_size=int(min_size),
-                               upscale_small=bool(upscale), dedupe=bool(dedupe), copy_captions=bool(copy_captions))
+                               upscale_small=bool(upscale), dedupe=bool(dedupe), copy_captions=bool(copy_captions),
+                               kohya_folders=bool(kohya_folders),
+                               **({"repeats": int(repeats)} if int(repeats or 1) != 1 else {}))
         Project.from_ctx(ctx, params.project).concept_dir(params.concept)  # name errors now, not in the job
         job_id = ctx.jobs.submit("lora.prepare", params)
     except (StudioError, ValidationError) as exc:
@@ -184,6 +186,10 @@ def build_data_ui(ctx, panel=None) -> dict[str, Any]:
                 c["upscale_small"] = gr.Checkbox(value=False, label=t("lora_data.ui.upscale_small"))
                 c["dedupe"] = gr.Checkbox(value=True, label=t("lora_data.ui.dedupe"))
                 c["copy_captions"] = gr.Checkbox(value=True, label=t("lora_data.ui.copy_captions"))
+                c["repeats"] = gr.Number(value=1, minimum=1, maximum=10_000, precision=0,
+                                         label=t("lora_data.ui.repeats"))
+                c["kohya_folders"] = gr.Checkbox(value=False, label=t("lora_data.ui.kohya_folders"),
+                                                 info=t("lora_data.ui.kohya_folders_info"))
             c["prepare_btn"] = gr.Button(t("lora_data.ui.prepare"), variant="secondary")
         with gr.Accordion(t("lora_data.ui.captions"), open=True):
             default_model = ctx.config.get("DEFAULT_CAPTION_MODEL", "")
@@ -235,7 +241,8 @@ def _wire(ctx, c: dict[str, Any]) -> None:
     c["refresh"].click(lambda: gr.update(choices=list_projects(ctx.path("LORA_PROJECTS_DIR"))), None, c["project"])
     c["prepare_btn"].click(lambda *a: start_prepare(ctx, *a),
                            [c[k] for k in ("project", "concept", "source_dir", "files", "resolution", "mode",
-                                           "min_size", "upscale_small", "dedupe", "copy_captions")],
+                                           "min_size", "upscale_small", "dedupe", "copy_captions", "repeats",
+                                           "kohya_folders")],
                            [c["job_id"], c["status"]])
     c["caption_btn"].click(lambda *a: start_caption(ctx, *a),
                            [c[k] for k in ("project", "concept", "caption_model", "caption_task", "trigger_word",

@@ -9,9 +9,9 @@ activation figures per megapixel that are rough, documented approximations.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from core.params import MAX_NAME, MAX_SEED, Prompt, StrictParams
 from core.paths import SafeName
@@ -20,6 +20,9 @@ Optimizer = Literal["adamw", "adamw8bit", "lion", "prodigy"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Target = Literal["attn", "attn_mlp", "full"]
 Preset = Literal["none", "8", "12", "16", "24"]
+LossType = Literal["l2", "l1", "huber", "smooth_l1"]
+HuberSchedule = Literal["constant", "exponential", "snr"]
+BlockLR = Annotated[float, Field(ge=0.0, le=10.0)]  # one UNet block's LR (0 freezes its adapters)
 Scheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
 
@@ -58,6 +61,31 @@ class TrainParams(StrictParams):
     noise_offset: float = Field(0.0, ge=0.0, le=1.0)
     seed: int = Field(42, ge=0, le=MAX_SEED)
     vram_preset: Preset = "none"
+    # recipe (issue 14): EMA, masked loss, caption runtime, concepts/regularisation, loss & noise
+    # variants, LoRA+ and per-block UNet LR. Every default is "off" and leaves a run unchanged.
+    ema: bool = False
+    ema_decay: float = Field(0.999, ge=0.0, le=1.0)
+    ema_start_step: int = Field(0, ge=0, le=1_000_000, description="raw weights copied until this step")
+    ema_for_samples: bool = False
+    masked_loss: bool = Field(False, description="use name.mask.png / masks/name.png beside each image")
+    caption_dropout: float = Field(0.0, ge=0.0, le=1.0, description="probability of an empty caption")
+    shuffle_tags: bool = False
+    keep_tokens: int = Field(0, ge=0, le=75, description="first N comma-separated tags kept in place")
+    reg_data_dir: str = Field("", max_length=4096, description="regularisation (class) images; empty = none")
+    prior_loss_weight: float = Field(1.0, ge=0.0, le=100.0)
+    loss_type: LossType = "l2"
+    huber_schedule: HuberSchedule = "snr"
+    huber_c: float = Field(0.1, gt=0.0, le=10.0)
+    huber_scale: float = Field(1.0, gt=0.0, le=100.0)
+    debiased_estimation: bool = False
+    multires_noise_iterations: int = Field(0, ge=0, le=16, description="0 disables pyramid noise")
+    multires_noise_discount: float = Field(0.3, ge=0.0, le=1.0)
+    ip_noise_gamma: float = Field(0.0, ge=0.0, le=1.0, description="input-perturbation noise")
+    min_timestep: int = Field(0, ge=0, le=1000)
+    max_timestep: int = Field(1000, ge=0, le=1000, description="exclusive; min = max trains that one step")
+    loraplus_ratio: float = Field(0.0, ge=0.0, le=1000.0, description="LR multiplier of lora_B; 0 = off")
+    unet_block_lr: list[BlockLR] = Field(default_factory=list, max_length=64,
+                                       description="down blocks..., mid, up blocks... LRs; empty = lr_unet")
     # live
     sample_prompts: list[Prompt] = Field(default_factory=list, max_length=8)
     sample_every_steps: int = Field(0, ge=0, le=1_000_000)
@@ -80,6 +108,12 @@ class TrainParams(StrictParams):
     @classmethod
     def _prompts(cls, v: list[str]) -> list[str]:
         return [p.strip() for p in v if p and p.strip()]
+
+    @model_validator(mode="after")
+    def _timestep_range(self) -> "TrainParams":
+        if self.min_timestep > self.max_timestep:
+            raise ValueError("min_timestep must not exceed max_timestep")
+        return self
 
     @property
     def name(self) -> str:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import StudioError
+from modules.lora_training.train.concepts import is_mask_path, parse_concept_dir
 
 MANIFEST_NAMES = ("manifest.json", "manifest.jsonl")
 
@@ -30,6 +31,9 @@ class Item:
     target_hw: tuple[int, int]
     # where in the file the crop lies when the file is not already the target size
     needs_resize: bool = True
+    concept: str = ""
+    repeats: int = 1
+    mask: str = ""  # loss mask image (train/concepts.py conventions), "" = none
 
 
 def _read_caption(img: Path, fallback: str) -> str:
@@ -74,7 +78,8 @@ def _from_manifest(folder: Path, trigger: str) -> list[Item] | None:
 
             w, h = image_size(p)
             th, tw = (size[0], size[1]) if size else (h, w)
-            items.append(Item(str(p), cap, tuple(orig or (h, w)), tuple(crop), (th, tw), (w, h) != (tw, th)))
+            items.append(Item(str(p), cap, tuple(orig or (h, w)), tuple(crop), (th, tw), (w, h) != (tw, th),
+                              str(r.get("concept") or ""), max(1, int(r.get("repeats") or 1))))
         return items
     return None
 
@@ -93,6 +98,10 @@ def scan(folder: str | Path, resolution: int, trigger: str = "", skipped: list |
     if items is None:
         items = []
         for p in list_images(folder):
+            if is_mask_path(p):
+                continue
+            rel = p.relative_to(folder).parts
+            repeats, concept = parse_concept_dir(rel[0]) if len(rel) > 1 else (1, "")
             try:
                 if p.stat().st_size == 0:
                     raise _SE("media.empty", path=p.name)
@@ -102,8 +111,10 @@ def scan(folder: str | Path, resolution: int, trigger: str = "", skipped: list |
                     skipped.append((str(p), exc))
                 continue
             scale, top, left = _center_crop_geometry(w, h, resolution, resolution)
-            items.append(Item(str(p), _read_caption(p, trigger), (h, w), (top, left),
-                              (resolution, resolution), True))
+            # kohya: an uncaptioned image of `10_name/` is captioned with the folder's text
+            kohya = len(rel) > 1 and rel[0] != concept
+            cap = _read_caption(p, trigger or (concept if kohya else ""))
+            items.append(Item(str(p), cap, (h, w), (top, left), (resolution, resolution), True, concept, repeats))
     if not items:
         raise StudioError("lora.no_images", path=str(folder))
     return items
@@ -130,6 +141,8 @@ def load_pixels(item: Item):
 def image_digest(item: Item) -> str:
     h = hashlib.sha256(Path(item.path).read_bytes())
     h.update(json.dumps([item.original_hw, item.crop_yx, item.target_hw]).encode())
+    if item.mask:  # the cache entry carries the mask: a new mask is a new entry
+        h.update(b"mask" + Path(item.mask).read_bytes())
     return h.hexdigest()
 
 

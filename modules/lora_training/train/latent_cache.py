@@ -5,7 +5,8 @@ model's fingerprint; a text entry by the caption and the fingerprint. Change an 
 caption, the model or the resolution and only that entry is recomputed; everything else is
 read back (counted in `hits`, so tests and the log can show the reuse). The latent
 distribution (mean, std) is stored, not one sample, so each step still draws fresh latents
-exactly as an uncached loop would. Files are written to a temp name then renamed.
+exactly as an uncached loop would. An item with a loss mask stores the mask at latent size
+in the same entry (its bytes are part of the key). Files are written to a temp name then renamed.
 """
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ class FeatureCache:
                     dist = vae.encode(px).latent_dist
                     self.vae_encodes += 1
                 entry = {"mean": dist.mean[0].float().cpu(), "std": dist.std[0].float().cpu()}
+                if it.mask:  # the loss mask at latent size travels with its latents
+                    from modules.lora_training.train.masks import load_mask
+
+                    entry["mask"] = load_mask(it)
                 self._save(path, entry)
             else:
                 self.hits += 1

@@ -22,6 +22,8 @@ class PrepareAndTrainParams(StrictParams):
     files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, description="or uploaded files")
     concept: SafeName = Field("default", min_length=1, max_length=MAX_NAME)
     mode: Literal["buckets", "crop"] = "buckets"
+    repeats: int = Field(1, ge=1, le=10_000, description="the concept's repeats per epoch")
+    kohya_folders: bool = Field(False, description="source_dir holds kohya `10_name/` concept folders")
     caption: bool = True
     caption_task: Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"] = "<DETAILED_CAPTION>"
     caption_model: str = ""
@@ -37,12 +39,14 @@ def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> 
     if params.source_dir or params.files:
         result["prepare"] = data_side.run_prepare(job, data_side.PrepareParams(
             project=tp.project, concept=params.concept, source_dir=params.source_dir, files=params.files,
-            resolution=max(64, tp.resolution // 64 * 64), mode=params.mode), ctx)
+            resolution=max(64, tp.resolution // 64 * 64), mode=params.mode,
+            kohya_folders=params.kohya_folders,
+            **({"repeats": params.repeats} if "repeats" in params.model_fields_set else {})), ctx)
     if job.should_stop():
         return {**result, "stopped": True}
     if params.caption:
         result["caption"] = data_side.run_caption(job, data_side.CaptionParams(
-            project=tp.project, concept=params.concept, model=params.caption_model, task=params.caption_task,
+            project=tp.project, concept="" if params.kohya_folders else params.concept, model=params.caption_model, task=params.caption_task,
             trigger_word=tp.trigger_word, overwrite=params.overwrite_captions), ctx)
     if job.should_stop():
         return {**result, "stopped": True}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modules.lora_training.train import concepts
 from modules.lora_training.train import dataset as ds
 from modules.lora_training.train.latent_cache import FeatureCache
 from core.sdxl import BaseRef, encode_prompt, load_pipeline, resolve_base, time_ids, tokenize
@@ -45,6 +46,7 @@ class Session:
     val_items: list
     device: str
     weight_dtype: Any
+    reg_items: list = field(default_factory=list)  # regularisation (class) images, own stream
     unet: Any = None
     vae: Any = None
     te1: Any = None
@@ -78,17 +80,19 @@ class Session:
         eps = torch.randn(mean.shape, generator=gen)
         return ((mean + std * eps) * self.vae.config.scaling_factor).to(self.device)
 
-    def conditioning(self, items: list):
-        """(embeds, pooled, add_time_ids) of a batch; with grads when the encoders train."""
+    def conditioning(self, items: list, captions: list[str] | None = None):
+        """(embeds, pooled, add_time_ids) of a batch; with grads when the encoders train.
+        `captions` replaces the items' own (caption dropout / tag shuffle of this step)."""
         import torch
 
         tids = time_ids([it.original_hw for it in items], [it.crop_yx for it in items],
                         [it.target_hw for it in items], device=self.device)
-        if self.te_trained or not self.text:
-            emb, pooled = encode_prompt((self.te1, self.te2), tokenize(self.tokenizers, [it.caption for it in items]))
+        caps = captions if captions is not None else [it.caption for it in items]
+        if self.te_trained or not self.text or any(c not in self.text for c in caps):
+            emb, pooled = encode_prompt((self.te1, self.te2), tokenize(self.tokenizers, caps))
             return emb, pooled, tids
-        emb = torch.stack([self.text[it.caption]["embeds"] for it in items]).to(self.device)
-        pooled = torch.stack([self.text[it.caption]["pooled"] for it in items]).to(self.device)
+        emb = torch.stack([self.text[c]["embeds"] for c in caps]).to(self.device)
+        pooled = torch.stack([self.text[c]["pooled"] for c in caps]).to(self.device)
         return emb, pooled, tids
 
 
@@ -100,10 +104,15 @@ def open_session(params: Any, ctx: Any, job: Any) -> Session:
     for path, why in skipped:
         job.warning(job.t("lora.log.skipped", path=path, reason=why.render(job.t)))
     train_items, val_items = ds.split_validation(items, params.validation_images, params.seed)
+    train_items = concepts.expand_repeats(train_items)  # after the split: val holds each image once
+    reg_items = concepts.expand_repeats(ds.scan(Path(params.reg_data_dir).expanduser(), params.resolution, "",
+                                                skipped)) if params.reg_data_dir else []
+    if params.masked_loss:
+        train_items, reg_items = concepts.with_masks(train_items), concepts.with_masks(reg_items)
     base = resolve_base(params.base_model, ctx)
     device = ctx.models.device
     weight_dtype = ctx.models.dtype(params.precision)
-    return Session(params, paths, base, train_items, val_items, device, weight_dtype)
+    return Session(params, paths, base, train_items, val_items, device, weight_dtype, reg_items)
 
 
 def load_models(s: Session, ctx: Any, job: Any) -> None:
@@ -135,7 +144,7 @@ def fill_caches(s: Session, job: Any) -> bool:
     import torch
 
     p = s.params
-    all_items = s.train_items + s.val_items
+    all_items = list({it.path: it for it in s.train_items + s.val_items + s.reg_items}.values())
     s.cache = FeatureCache(s.paths.cache, s.base.fingerprint + f":{p.resolution}")
     if p.cache_latents:
         s.vae.to(s.device)
@@ -150,13 +159,15 @@ def fill_caches(s: Session, job: Any) -> bool:
         s.te1.to(s.device)
         s.te2.to(s.device)
         if p.cache_latents:
-            text = s.cache.text([it.caption for it in all_items], s.tokenizers, (s.te1, s.te2), job.should_stop)
+            extra = [""] if p.caption_dropout > 0 else []  # the dropped caption, cached too
+            text = s.cache.text([it.caption for it in all_items] + extra, s.tokenizers, (s.te1, s.te2),
+                                job.should_stop)
             if text is None:
                 return False
             s.text = text
         with torch.no_grad():
             s.sample_embeds = [encode_pair(s, q) for q in prompts]
-        if p.cache_latents:  # nothing needs the encoders any more: free them
+        if p.cache_latents and not p.shuffle_tags:  # nothing needs the encoders any more: free them
             s.te1.to("cpu")
             s.te2.to("cpu")
         else:

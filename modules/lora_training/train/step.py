@@ -1,7 +1,9 @@
 """One diffusion training loss, shared by the loop, the validation and the bench.
 
 Epsilon / v-prediction target from the scheduler config, optional noise offset, optional
-min-SNR-gamma weighting (Hang et al. 2023). All randomness comes from the generator passed
+min-SNR-gamma weighting (Hang et al. 2023), the recipe's loss/noise variants
+(train/recipe_loss.py) and an optional loss mask at latent size (kohya's masked loss:
+the element-wise loss times the mask, then the mean). All randomness comes from the generator passed
 in, so a run (and a resumed run) is reproducible and validation uses fixed noise.
 """
 from __future__ import annotations
@@ -11,20 +13,28 @@ from typing import Any
 
 def diffusion_loss(unet: Any, scheduler: Any, latents, embeds, pooled, add_time_ids, gen, *,
                    noise_offset: float = 0.0, min_snr_gamma: float = 0.0, timesteps=None, noise=None,
-                   autocast_dtype=None, weight_dtype=None):
+                   autocast_dtype=None, weight_dtype=None, recipe=None, mask=None):
     import torch
-    import torch.nn.functional as F
 
+    from modules.lora_training.train import recipe_loss as rl
+
+    r = recipe or rl.PLAIN
     device = latents.device
     bsz = latents.shape[0]
     if noise is None:
-        noise = torch.randn(latents.shape, generator=gen, dtype=torch.float32).to(device)
+        noise = torch.randn(latents.shape, generator=gen, dtype=torch.float32)
         if noise_offset > 0:
-            noise = noise + noise_offset * torch.randn((bsz, latents.shape[1], 1, 1), generator=gen).to(device)
+            noise = noise + noise_offset * torch.randn((bsz, latents.shape[1], 1, 1), generator=gen)
+        if r.multires_iterations:
+            noise = rl.pyramid_noise(noise, gen, r.multires_iterations, r.multires_discount)
+        noise = noise.to(device)
     if timesteps is None:
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (bsz,), generator=gen)
+        timesteps = rl.sample_timesteps(r, bsz, scheduler.config.num_train_timesteps, gen)
     timesteps = timesteps.to(device).long()
-    noisy = scheduler.add_noise(latents.float(), noise, timesteps)
+    noise_in = noise
+    if r.ip_noise_gamma > 0:  # perturbed input, unperturbed target
+        noise_in = noise + r.ip_noise_gamma * torch.randn(latents.shape, generator=gen).to(device)
+    noisy = scheduler.add_noise(latents.float(), noise_in, timesteps)
     if scheduler.config.prediction_type == "v_prediction":
         target = scheduler.get_velocity(latents.float(), noise, timesteps)
     else:
@@ -35,7 +45,10 @@ def diffusion_loss(unet: Any, scheduler: Any, latents, embeds, pooled, add_time_
         pred = unet(noisy.to(unet_dtype), timesteps, encoder_hidden_states=embeds.to(unet_dtype),
                     added_cond_kwargs={"text_embeds": pooled.to(unet_dtype), "time_ids": add_time_ids.to(unet_dtype)},
                     return_dict=False)[0]
-    loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    elem = rl.elementwise_loss(pred.float(), target.float(), r, timesteps, scheduler)
+    if mask is not None:
+        elem = elem * mask.to(elem.device, elem.dtype)
+    loss = elem.mean(dim=(1, 2, 3))
     if min_snr_gamma > 0:
         from diffusers.training_utils import compute_snr
 
@@ -44,4 +57,7 @@ def diffusion_loss(unet: Any, scheduler: Any, latents, embeds, pooled, add_time_
         if scheduler.config.prediction_type == "v_prediction":
             weight = torch.clamp(snr, max=min_snr_gamma) / (snr + 1)
         loss = loss * weight.to(loss.device)
+    if r.debiased:
+        loss = loss * rl.debiased_weight(scheduler, timesteps, scheduler.config.prediction_type == "v_prediction"
+                                         ).to(loss.device)
     return loss.mean()

@@ -20,7 +20,7 @@ from modules.lora_training.train import checkpoint as ck
 from modules.lora_training.train import config as cfg
 from modules.lora_training.train import dataset as ds
 from modules.lora_training.train import export_kohya as ex
-from modules.lora_training.train import lora_setup, optim, sampler, session
+from modules.lora_training.train import lora_setup, optim, param_groups, recipe_runtime, sampler, session
 from modules.lora_training.train.estimate import plan, save_timing, timing_key
 from modules.lora_training.train.step import diffusion_loss
 
@@ -55,7 +55,7 @@ class Trainer:
         return {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng or ck.rng_state(self.gen),
                 "step": self.step, "epoch": self.epoch, "pos": self.pos, "ema": self.ema, "ema_n": self.ema_n,
-                "order": [b for bs in self.batches for b in bs][:100_000]}
+                "order": [b for bs in self.batches for b in bs][:100_000], **self.rx.state()}
 
     def _parts(self) -> dict:
         return ex.peft_parts(self.s.unet, self.s.te1, self.s.te2, self.s.te_trained)
@@ -88,9 +88,10 @@ class Trainer:
         parts = self._parts()
         meta = ex.metadata(self.p, base_model=self.s.base.ref, steps=self.step, epoch=self.epoch,
                            dataset_hash=self.dhash, n_images=len(self.s.train_items), finished=finished)
+        meta.update(recipe_runtime.metadata(self.p, self.s.train_items, self.s.reg_items))
         out = ex.save_kohya(self.s.paths.loras / f"{self.p.name}.safetensors", ex.to_kohya(parts, self.p.alpha), meta)
         self.job.artifact(out, "lora")
-        res = {"lora": str(out)}
+        res = {"lora": str(out), **self.rx.save_ema(meta)}
         if self.p.export_diffusers:
             d = ex.save_diffusers(self.s.paths.loras / f"{self.p.name}_diffusers", parts)
             self.job.artifact(d, "lora_diffusers")
@@ -137,13 +138,15 @@ class Trainer:
                 for te in (s.te1, s.te2):  # transformers 5 renamed it; keep the old name working
                     (getattr(te, "activation_checkpointing_enable", None) or te.gradient_checkpointing_enable)()
         s.unet.train()
-        self.opt = optim.build_optimizer(p.optimizer, groups, p.weight_decay, s.device)
+        models = {"unet": s.unet, "te1": s.te1, "te2": s.te2}  # LoRA+ / per-block LR split the groups
+        self.opt = optim.build_optimizer(p.optimizer, param_groups.refine(groups, models, p), p.weight_decay, s.device)
         self.sched = optim.build_scheduler(p.lr_scheduler, self.opt, p.warmup_steps, self.total)
         fp16 = s.weight_dtype == torch.float16
         dev_type = "cuda" if s.device.startswith("cuda") else "cpu"
         self.scaler = torch.amp.GradScaler(dev_type, enabled=fp16)
         self.autocast = s.weight_dtype if s.weight_dtype != torch.float32 else None
         self.trainable = [q for g in groups for q in g["params"]]
+        self.rx = recipe_runtime.RecipeRuntime(self)
         self.gen = torch.Generator().manual_seed(p.seed)
         if self.dist is not None:
             self.ddp_unet = self.dist.prepare_model(s.unet)
@@ -173,6 +176,7 @@ class Trainer:
         ck.set_rng_state(state["rng"], self.gen)
         self.step, self.epoch, self.pos = int(state["step"]), int(state["epoch"]), int(state["pos"])
         self.ema, self.ema_n = float(state["ema"]), int(state["ema_n"])
+        self.rx.load_state(state)
         self.log("lora.log.resumed", path=str(self.resume_dir), step=self.step, epoch=self.epoch)
 
     # -- the loop --------------------------------------------------------------------
@@ -197,8 +201,7 @@ class Trainer:
                         stopped = True
                         break
                     items = [s.train_items[i] for i in self.batches[self.pos + m]]
-                    loss = self._loss(s.latents(items, self.gen), *s.conditioning(items), self.gen,
-                                      noise_offset=p.noise_offset, min_snr_gamma=p.min_snr_gamma)
+                    loss = self.rx.micro_loss(items, self.epoch * len(self.batches) + self.pos + m)
                     self.scaler.scale(loss / n_micro).backward() if self.dist is None else \
                         self.dist.backward(self.scaler.scale(loss / n_micro))
                     loss_sum += float(loss.detach())
@@ -209,6 +212,7 @@ class Trainer:
                 self._optimizer_step()
                 self.pos += n_micro
                 self.step += 1
+                self.rx.after_step(self.step)
                 step_times.append(time.time() - t0)
                 self._after_step(loss_sum / n_micro, step_times)
                 if job.should_stop():
@@ -301,14 +305,15 @@ class Trainer:
         import torch
 
         s, p = self.s, self.p
-        embeds = s.sample_embeds
-        if s.te_trained:  # the encoders changed: encode the prompts with the current LoRA
-            with sampler.isolated(s.te1, s.te2, device=s.device), torch.no_grad():
-                embeds = [session.encode_pair(s, q) for q in p.sample_prompts]
-        paths = sampler.render_samples(s.unet, s.vae, s.scheduler_config, embeds, height=p.resolution,
-                                       width=p.resolution, steps=p.sample_inference_steps, seed=p.sample_seed,
-                                       device=s.device, weight_dtype=s.weight_dtype, out_dir=s.paths.samples,
-                                       step=self.step, should_stop=self.job.should_stop)
+        with self.rx.sample_weights():  # the EMA weights when ema_for_samples
+            embeds = s.sample_embeds
+            if s.te_trained:  # the encoders changed: encode the prompts with the current LoRA
+                with sampler.isolated(s.te1, s.te2, device=s.device), torch.no_grad():
+                    embeds = [session.encode_pair(s, q) for q in p.sample_prompts]
+            paths = sampler.render_samples(s.unet, s.vae, s.scheduler_config, embeds, height=p.resolution,
+                                           width=p.resolution, steps=p.sample_inference_steps, seed=p.sample_seed,
+                                           device=s.device, weight_dtype=s.weight_dtype, out_dir=s.paths.samples,
+                                           step=self.step, should_stop=self.job.should_stop)
         for path in paths:
             self.job.preview(path)  # already written: recorded as a 'preview' artifact
 
