@@ -47,8 +47,8 @@ def test_webm_job_interpolates_only_the_in_between_frames(ctx, tmp_path):
                           audio_codec="libopus")
     with VideoReader(src) as r:
         assert r.time_base == MS and r.timestamps[1] == 0.033  # really millisecond ticks
-    out = tmp_path / "out.webm"
-    jid = ctx.jobs.submit("rife.interpolate_video", {"input": str(src), "output": str(out), "multiplier": 2,
+    out = ctx.path("OUTPUTS_DIR") / "out.webm"
+    jid = ctx.jobs.submit("rife.interpolate_video", {"input": str(src), "output": "out.webm", "multiplier": 2,
                                                      "scene_detect": "off"})
     row = ctx.jobs.wait(jid, timeout=120)
     assert row["status"] == "completed", row.get("error")

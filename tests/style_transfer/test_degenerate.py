@@ -55,10 +55,10 @@ def test_folder_with_degenerate_and_huge_images(net_ctx, tmp_path):
     Image.new("RGB", (4, 2000), (9, 99, 9)).save(src / "strip.png")
     pattern_image(40, 32, 1).save(src / "ok.jpg")
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
-    row = _submit(net_ctx, [src], output_dir=str(tmp_path / "out"))
+    row = _submit(net_ctx, [src], output_dir="out")
     assert row["status"] == "completed", row
     res = row["result"]
-    out = tmp_path / "out" / "in"
+    out = net_ctx.path("OUTPUTS_DIR") / "out" / "in"
     assert sorted(p.name for p in out.iterdir()) == ["dot.png", "ok.png", "strip.png"]
     assert Image.open(out / "dot.png").size == (1, 1) and Image.open(out / "strip.png").size == (4, 2000)
     assert res["written"] == 3 and res["failed"] == 2
@@ -72,10 +72,11 @@ def test_folder_with_degenerate_and_huge_images(net_ctx, tmp_path):
 def test_single_bad_image_ends_failed_with_the_reason(net_ctx, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image at all")
-    row = _submit(net_ctx, [bad], output_dir=str(tmp_path / "out2"))
+    row = _submit(net_ctx, [bad], output_dir="out2")
+    out2 = net_ctx.path("OUTPUTS_DIR") / "out2"
     assert row["status"] == "failed", row
     assert "bad.png" in row["error"]
-    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").rglob("*.png"))
+    assert not out2.exists() or not any(out2.rglob("*.png"))
 
 
 def test_rest_single_huge_image_fails_with_size_and_limit(net_ctx, tmp_path):

@@ -50,9 +50,9 @@ def test_folder_with_a_huge_png_finishes_the_others(bare_ctx, tmp_path, nearest4
     _img(src / "dot.png", (1, 1), "L")
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     job = ConsoleJob("sr.upscale", verbose=False)
-    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(tmp_path / "o")),
+    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir="o"),
                       bare_ctx)
-    out = tmp_path / "o"
+    out = bare_ctx.path("OUTPUTS_DIR") / "o"
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "dot.png", "strip.png"]
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), a.repeat(4, 0).repeat(4, 1))
     assert Image.open(out / "strip.png").size == (16, 1200) and Image.open(out / "dot.png").size == (4, 4)
@@ -95,7 +95,7 @@ def test_unexpected_error_on_one_file_does_not_end_the_folder(bare_ctx, tmp_path
 
     monkeypatch.setattr(engine.Upscaler, "upscale", flaky)
     job = ConsoleJob("sr.upscale", verbose=False)
-    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(tmp_path / "o")),
+    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir="o"),
                       bare_ctx)
     assert [Path(p).name for p in res["outputs"]] == ["a.png"]
     assert len(res["failed"]) == 1 and "RuntimeError" in res["failed"][0]["error"]

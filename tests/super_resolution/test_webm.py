@@ -20,9 +20,9 @@ def test_webm_upscale_keeps_vp9_and_opus(bare_ctx, tmp_path, nearest4):
     src = make_test_video(tmp_path / "clip.webm", n_frames=8, fps=30, size=(32, 24), codec="libvpx-vp9",
                           audio_codec="libopus")
     job = ConsoleJob("sr.upscale", verbose=False, workdir=tmp_path / "job")
-    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(tmp_path / "o")),
+    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir="o"),
                       bare_ctx)
-    out = tmp_path / "o" / "clip.webm"
+    out = bare_ctx.path("OUTPUTS_DIR") / "o" / "clip.webm"
     assert res["outputs"] == [str(out)] and not res["failed"]
     with av.open(str(out)) as c:
         assert "webm" in c.format.name
@@ -45,10 +45,10 @@ def test_cli_webm_and_vp9_choice(tmp_path, nearest4, monkeypatch):
     monkeypatch.setenv("CYBERBILL_UPSCALERS_DIR", str(nearest4.parent))
     src = make_test_video(tmp_path / "c.webm", n_frames=4, fps=24, size=(16, 16), codec="libvpx-vp9",
                           audio_codec="libopus")
-    assert main(["-m", "nearest_x4.pth", str(src), "-o", str(tmp_path / "cli"), "-q"]) == 0
-    with av.open(str(tmp_path / "cli" / "c.webm")) as c:
+    assert main(["-m", "nearest_x4.pth", str(src), "-o", "cli", "-q"]) == 0
+    with av.open(str(tmp_path / "home" / "outputs" / "cli" / "c.webm")) as c:
         assert {s.type: s.codec_context.name for s in c.streams} == {"video": "vp9", "audio": "opus"}
     mp4 = make_test_video(tmp_path / "m.mp4", n_frames=3, fps=24, size=(16, 16))
-    assert main(["-m", "nearest_x4.pth", str(mp4), "-o", str(tmp_path / "cli"), "--video-codec", "vp9", "-q"]) == 0
-    with av.open(str(tmp_path / "cli" / "m.mp4")) as c:
+    assert main(["-m", "nearest_x4.pth", str(mp4), "-o", "cli", "--video-codec", "vp9", "-q"]) == 0
+    with av.open(str(tmp_path / "home" / "outputs" / "cli" / "m.mp4")) as c:
         assert c.streams.video[0].codec_context.name == "vp9" and c.streams.audio
