@@ -18,6 +18,8 @@ Optimizer = Literal["adamw", "adamw8bit", "lion", "prodigy"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Target = Literal["attn", "attn_mlp", "full"]
 Preset = Literal["none", "8", "12", "16", "24"]
+Prediction = Literal["auto", "epsilon", "v_prediction"]
+ZeroSNR = Literal["auto", "on", "off"]
 Scheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
@@ -32,6 +34,11 @@ class TrainParams(BaseModel):
     base_model: str = Field("", description="diffusers folder, .safetensors file or hub id; default from config")
     trigger_word: str = ""
     resolution: int = Field(1024, ge=64, le=2048, multiple_of=8)
+    # base checkpoint (single files, v-prediction, separate VAE, continue a LoRA): see core/sdxl
+    vae: str = Field("", max_length=1000, description="separate VAE file or folder (e.g. fp16-fix); default the base's")
+    prediction_type: Prediction = Field("auto", description="auto = from the checkpoint (v_pred key / scheduler)")
+    zero_terminal_snr: ZeroSNR = Field("auto", description="rescale betas to zero terminal SNR; auto = ztsnr key")
+    init_lora: str = Field("", max_length=1000, description="kohya LoRA file to continue from (same rank/targets)")
     # LoRA
     rank: int = Field(16, ge=1, le=256)
     alpha: float = Field(16.0, gt=0, le=1024)
