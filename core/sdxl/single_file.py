@@ -88,6 +88,18 @@ def vae_config(shapes: dict, prefix: str = VAE) -> dict:
     return c
 
 
+def vae_config_diffusers(shapes: dict) -> dict:
+    """The same for a VAE file saved with diffusers key names (encoder.down_blocks.*)."""
+    c = shipped_config("vae")
+    n = _count(shapes, r"encoder\.down_blocks\.(\d+)\.")
+    c.update(block_out_channels=[shapes[f"encoder.down_blocks.{i}.resnets.0.conv1.weight"][0] for i in range(n)],
+             layers_per_block=_count(shapes, r"encoder\.down_blocks\.0\.resnets\.(\d+)\."),
+             down_block_types=["DownEncoderBlock2D"] * n, up_block_types=["UpDecoderBlock2D"] * n,
+             latent_channels=shapes["encoder.conv_out.weight"][0] // 2, in_channels=shapes["encoder.conv_in.weight"][1],
+             out_channels=shapes["decoder.conv_out.weight"][0])
+    return c
+
+
 def te1_config(shapes: dict) -> dict:
     c = shipped_config("text_encoder")
     p = TE1 + "text_model."
