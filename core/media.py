@@ -63,24 +63,17 @@ def is_image_file(path: PathLike) -> bool:
     return p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file()
 
 
-def _natural_key(p: Path) -> list:
-    # frame_2 before frame_10: image sequences come out in the order they were made
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.as_posix())]
+def list_images(folder: PathLike, recursive: bool = True, on_skip=None, within: PathLike | None = None) -> list[Path]:
+    """Image files under `folder`, in natural order; hidden files and folders skipped.
 
+    The scan is `core.folders.walk_files`: links leaving the folder, loops and broken links
+    are skipped and reported to `on_skip(path, reason)` (see there)."""
+    from core.folders import walk_files
 
-def list_images(folder: PathLike, recursive: bool = True) -> list[Path]:
-    """Image files under `folder`, in natural order; hidden files and folders skipped."""
     root = Path(folder)
     if not root.is_dir():
         raise StudioError("media.not_a_folder", path=root.name or str(root))
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
-        for name in filenames:
-            p = Path(dirpath) / name
-            if not name.startswith(".") and p.suffix.lower() in IMAGE_EXTS and p.is_file():
-                found.append(p)
-    return sorted(found, key=lambda p: _natural_key(p.relative_to(root)))
+    return walk_files(root, recursive, on_skip=on_skip, within=within, suffixes=IMAGE_EXTS)
 
 
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
@@ -139,7 +132,13 @@ def refuse_overwrite(out: PathLike, *protect) -> None:
 
 
 def commit_file(tmp: PathLike, final: PathLike) -> None:
-    """fsync `tmp`, rename it onto `final` (atomic on one file system), fsync the folder."""
+    """fsync `tmp`, rename it onto `final` (atomic on one file system), fsync the folder.
+
+    The file gets the usual permissions (the replaced file's, else 0666 minus the umask)
+    whatever the writer left: mkstemp and safetensors both create 0600 files, which other
+    tools of the same user (or a shared ComfyUI) then cannot read."""
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, Path(final).stat().st_mode & 0o777 if Path(final).exists() else 0o666 & ~_UMASK)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, final)
@@ -173,8 +172,5 @@ def temp_sibling(path: PathLike, tag: str = "part") -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.stem[:60]}.", suffix=f".{tag}{final.suffix}",
                                 dir=final.parent)
-    os.close(fd)
-    # mkstemp makes 0600 files; outputs get the usual permissions (or the replaced file's)
-    with contextlib.suppress(OSError):
-        os.chmod(name, final.stat().st_mode & 0o777 if final.exists() else 0o666 & ~_UMASK)
+    os.close(fd)  # mkstemp's 0600 is fixed by commit_file
     return Path(name)
