@@ -82,17 +82,27 @@ def read_header(path: str | Path) -> tuple[dict[str, tuple[list[int], str]], dic
     return out, meta if isinstance(meta, dict) else {}
 
 
-def _read_ckpt_shapes(path: Path) -> dict[str, tuple[list[int], str]]:
+def torch_state_dict(path: str | Path) -> dict:
+    """A `.ckpt`'s state dict, weights only (nothing executes); memory-mapped when the file is
+    in the zip format, read normally for the legacy one."""
     import torch
 
     try:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        try:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # legacy (non-zip) serialization cannot be memory-mapped
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable pickle is "damaged" to the user
         raise HeaderError(f"{type(exc).__name__}: {exc}"[:200]) from exc
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
         raise HeaderError("not a state dict")
+    return sd
+
+
+def _read_ckpt_shapes(path: Path) -> dict[str, tuple[list[int], str]]:
+    sd = torch_state_dict(path)
     return {k: (list(v.shape), str(v.dtype).replace("torch.", "")) for k, v in sd.items() if hasattr(v, "shape")}
 
 

@@ -128,11 +128,9 @@ def read_tensors(path: str | Path, prefixes: tuple[str, ...]) -> dict:
 
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
-        import torch
+        from core.sdxl.detect import torch_state_dict
 
-        sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-        sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
-        return {k: v for k, v in sd.items() if k.startswith(prefixes)}
+        return {k: v for k, v in torch_state_dict(path).items() if k.startswith(prefixes)}
     out = {}
     with safe_open(str(path), framework="pt") as f:
         for k in f.keys():

@@ -119,3 +119,19 @@ def test_no_vae_inside_needs_a_separate_vae(ctx, tiny_sdxl, sgm):
     with pytest.raises(StudioError) as e:
         resolve_vae("no_such_vae.safetensors", ctx)
     assert e.value.key == "lora.vae_missing"
+
+
+def test_ckpt_file_is_read_weights_only(ctx, tiny_sdxl, sgm, tmp_path):
+    from safetensors.torch import load_file
+
+    from core.sdxl import single_file as sf
+
+    ckpt = tmp_path / "tiny.ckpt"  # the old A1111 container: {"state_dict": ...} in a torch zip
+    torch.save({"state_dict": load_file(str(sgm["fp32_novae"])), "global_step": 10}, str(ckpt))
+    info = inspect_file(ckpt)
+    assert (info.kind, info.dtype, info.has_vae) == ("sdxl", "fp32", False)
+    unet = sf.load_unet(ckpt, info.shapes)
+    ref = load_pipeline(BaseRef("folder", str(tiny_sdxl), "x"), ctx).unet.state_dict()
+    assert all(torch.equal(unet.state_dict()[k], v) for k, v in ref.items())
+    (tmp_path / "pickle.ckpt").write_bytes(b"\x80\x04garbage")
+    assert inspect_file(tmp_path / "pickle.ckpt").kind == "damaged"

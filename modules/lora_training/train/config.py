@@ -35,10 +35,10 @@ class TrainParams(StrictParams):
     trigger_word: str = Field("", max_length=MAX_NAME)
     resolution: int = Field(1024, ge=64, le=2048, multiple_of=8)
     # base checkpoint (single files, v-prediction, separate VAE, continue a LoRA): see core/sdxl
-    vae: str = Field("", max_length=1000, description="separate VAE file or folder (e.g. fp16-fix); default the base's")
+    vae: str = Field("", description="separate VAE file or folder (e.g. fp16-fix); default the base's")
     prediction_type: Prediction = Field("auto", description="auto = from the checkpoint (v_pred key / scheduler)")
     zero_terminal_snr: ZeroSNR = Field("auto", description="rescale betas to zero terminal SNR; auto = ztsnr key")
-    init_lora: str = Field("", max_length=1000, description="kohya LoRA file to continue from (same rank/targets)")
+    init_lora: str = Field("", description="kohya LoRA file to continue from (same rank/targets)")
     # LoRA
     rank: int = Field(16, ge=1, le=256)
     alpha: float = Field(16.0, gt=0, le=1024)
