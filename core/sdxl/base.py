@@ -118,9 +118,8 @@ def load_vae(path: Path):
         if info.kind == "damaged":
             raise StudioError("lora.vae_damaged", name=path.name, error=info.error)
         if info.kind == "vae" and any(k.startswith("encoder.down_blocks.") for k in info.shapes):
-            vae = AutoencoderKL(**{k: v for k, v in sf.vae_config_diffusers(info.shapes).items()
-                                   if not k.startswith("_")})
-            return sf._fill(vae, sf.read_tensors(path, ("",)), "vae")  # diffusers keys already
+            conf = {k: v for k, v in sf.vae_config_diffusers(info.shapes).items() if not k.startswith("_")}
+            return sf._build(AutoencoderKL, conf, sf.read_tensors(path, ("",)), "vae")  # diffusers keys already
         if not info.has_vae:
             raise StudioError("lora.vae_not_vae", name=path.name)
         prefix = "first_stage_model." if any(k.startswith("first_stage_model.") for k in info.shapes) else ""

@@ -145,10 +145,29 @@ def _fill(model: Any, sd: dict, what: str) -> Any:
 
     sd = {k: v.to(torch.float32) for k, v in sd.items()}
     res = model.load_state_dict(sd, strict=False)
+    _check(res, what)
+    return model.eval()
+
+
+def _check(res: Any, what: str) -> None:
     missing = [k for k in res.missing_keys if not k.endswith("position_ids")]
     if missing or res.unexpected_keys:
         raise ValueError(f"{what}: {len(missing)} weights missing (e.g. {missing[:2]}), "
                          f"{len(res.unexpected_keys)} unexpected (e.g. {res.unexpected_keys[:2]})")
+
+
+def _build(cls: Any, conf: dict, sd: dict, what: str) -> Any:
+    """A diffusers model built on the meta device and given the file's tensors (no random
+    init, no second copy: a real SDXL UNet is 2.6 B parameters); built normally when some
+    buffer is not in the state dict."""
+    import torch
+
+    with torch.device("meta"):
+        model = cls(**conf)
+    sd = {k: v.to(torch.float32).contiguous() for k, v in sd.items()}
+    _check(model.load_state_dict(sd, strict=False, assign=True), what)
+    if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
+        return _fill(cls(**conf), sd, what)
     return model.eval()
 
 
@@ -160,7 +179,7 @@ def load_unet(path: str | Path, shapes: dict):
     cfg = unet_config(shapes, pooled)
     conf = {k: v for k, v in cfg.items() if not k.startswith("_")}
     sd = convert_ldm_unet_checkpoint(read_tensors(path, (UNET,)), conf)
-    return _fill(UNet2DConditionModel(**conf), sd, "unet")
+    return _build(UNet2DConditionModel, conf, sd, "unet")
 
 
 def load_vae_from(path: str | Path, shapes: dict, prefix: str = VAE):
@@ -172,7 +191,7 @@ def load_vae_from(path: str | Path, shapes: dict, prefix: str = VAE):
     raw = read_tensors(path, (prefix + "encoder.", prefix + "decoder.", prefix + "quant_conv.",
                               prefix + "post_quant_conv."))
     raw = {k[len(prefix):]: v for k, v in raw.items()}
-    return _fill(AutoencoderKL(**conf), convert_ldm_vae_checkpoint(raw, conf), "vae")
+    return _build(AutoencoderKL, conf, convert_ldm_vae_checkpoint(raw, conf), "vae")
 
 
 def load_text_encoders(path: str | Path, shapes: dict):
