@@ -8,6 +8,7 @@ Handlers are module functions taking `ctx` first, so tests call them without a b
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -17,6 +18,7 @@ from core.errors import StudioError, user_message
 from modules.lora_training import ui_recipe
 from modules.lora_training.ui_recipe import RECIPE_FIELDS
 
+CKPT_COLS = ("file", "kind", "trainable", "v_pred", "ztsnr", "vae", "ema", "dtype", "gb")
 # TrainParams fields of the settings form, in the order `_settings` returns their widgets
 FIELDS = ["output_name", "base_model", "vram_preset", "epochs", "max_steps", "batch_size", "grad_accum", "lr_unet",
           "rank", "alpha", "dropout", "target", "train_text_encoder", "lr_te1", "lr_te2", "optimizer",
@@ -24,16 +26,33 @@ FIELDS = ["output_name", "base_model", "vram_preset", "epochs", "max_steps", "ba
           "noise_offset", "seed", "sample_prompts", "sample_every_steps", "validation_images",
           "validation_every_steps", "save_every_steps", "save_every_minutes", "save_every_epochs", "keep_last",
           "export_diffusers", *RECIPE_FIELDS]
+FIELDS += ["vae", "prediction_type", "zero_terminal_snr", "init_lora"]  # base checkpoint options
+
+
+def list_checkpoints(ctx) -> list[list[Any]]:
+    """Rows (name, what it is, trainable, v-pred, zero SNR, VAE inside, EMA, dtype, GB) of
+    CHECKPOINTS_DIR, from each file's header only (fast even for 7 GB files)."""
+    from core.sdxl.detect import scan_folder
+
+    yes = lambda b: "✓" if b else ""  # noqa: E731
+    return [[Path(i.path).name, ctx.t(f"lora.model_kind.{i.kind}"), yes(i.trainable), yes(i.v_pred), yes(i.ztsnr),
+             yes(i.has_vae), yes(i.has_ema), i.dtype, i.size_gb] for i in scan_folder(ctx.path("CHECKPOINTS_DIR"))]
 
 
 def base_choices(ctx) -> list[str]:
-    """The default base plus every diffusers folder / .safetensors under CHECKPOINTS_DIR."""
+    """The default base plus every trainable SDXL checkpoint (file or diffusers folder) of CHECKPOINTS_DIR."""
+    from core.sdxl.detect import scan_folder
+
     found = [str(ctx.config.get("DEFAULT_SDXL_MODEL_FOR_LORA", ""))]
-    root = ctx.path("CHECKPOINTS_DIR")
-    for p in sorted(root.iterdir()):
-        if (p.is_dir() and (p / "model_index.json").is_file()) or p.suffix.lower() in (".safetensors", ".ckpt"):
-            found.append(str(p))
+    found += [i.path for i in scan_folder(ctx.path("CHECKPOINTS_DIR")) if i.trainable]
     return [c for c in dict.fromkeys(found) if c]
+
+
+def pick_checkpoint(ctx, rows: Any, evt: Any) -> str:
+    """The base_model value of a clicked row of the checkpoints list (its path)."""
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    values = rows.values.tolist() if hasattr(rows, "values") else rows
+    return str(ctx.path("CHECKPOINTS_DIR") / values[row][0])
 
 
 def collect(project: str, trigger: str, resolution: Any, values: list[Any]) -> dict:
@@ -44,7 +63,9 @@ def collect(project: str, trigger: str, resolution: Any, values: list[Any]) -> d
                               "resolution": int(resolution or 1024)}
     defaults = TrainParams()
     for name, value in zip(FIELDS, values):
-        if name == "sample_prompts":
+        if name in ("vae", "init_lora"):  # an empty dropdown sends None
+            value = (value or "").strip()
+        elif name == "sample_prompts":
             value = [line.strip() for line in (value or "").splitlines() if line.strip()]
         elif name in ("epochs", "max_steps", "batch_size", "grad_accum", "rank", "warmup_steps", "seed",
                       "sample_every_steps", "validation_images", "validation_every_steps", "save_every_steps",
@@ -137,6 +158,27 @@ def _settings(ctx, i18n) -> list:
         w["output_name"] = gr.Textbox(label=i18n("lora.ui.output_name"), placeholder=i18n("lora.ui.output_name_ph"))
         w["base_model"] = gr.Dropdown(base_choices(ctx), value=base_choices(ctx)[0] if base_choices(ctx) else None,
                                       allow_custom_value=True, label=i18n("lora.ui.base_model"))
+    with gr.Accordion(i18n("lora.ui.checkpoint"), open=False):
+        with gr.Row():
+            w["vae"] = gr.Textbox(label=i18n("lora.ui.vae"), placeholder=i18n("lora.ui.vae_ph"))
+            w["init_lora"] = gr.Dropdown([p.name for p in sorted(ctx.path("LORAS_DIR").glob("*.safetensors"))],
+                                         value=None, allow_custom_value=True, label=i18n("lora.ui.init_lora"),
+                                         info=i18n("lora.ui.init_lora_info"))
+        with gr.Row():
+            w["prediction_type"] = gr.Dropdown(["auto", "epsilon", "v_prediction"], value=d.prediction_type,
+                                               label=i18n("lora.ui.prediction_type"))
+            w["zero_terminal_snr"] = gr.Dropdown(["auto", "on", "off"], value=d.zero_terminal_snr,
+                                                 label=i18n("lora.ui.zero_terminal_snr"))
+        ckpts = gr.Dataframe(headers=[i18n(f"lora.ui.ckpt_col.{c}") for c in CKPT_COLS], value=list_checkpoints(ctx),
+                             interactive=False, elem_classes=["cb-lora-checkpoints"])
+        refresh = gr.Button(i18n("lora.ui.refresh"), size="sm")
+        refresh.click(lambda: (list_checkpoints(ctx), gr.update(choices=base_choices(ctx))),
+                      outputs=[ckpts, w["base_model"]])
+
+        def on_select(rows, evt: gr.SelectData):  # gradio passes the click only to an annotated parameter
+            return pick_checkpoint(ctx, rows, evt)
+
+        ckpts.select(on_select, inputs=ckpts, outputs=w["base_model"])
     w["vram_preset"] = gr.Radio(["none", "8", "12", "16", "24"], value="none", label=i18n("lora.ui.vram_preset"),
                                 info=i18n("lora.ui.vram_preset_info"))
     with gr.Row():

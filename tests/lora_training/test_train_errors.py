@@ -27,9 +27,9 @@ def test_missing_base_and_offline_hub_id(ctx, tiny_sdxl, tmp_path):
 
     single = ctx.path("CHECKPOINTS_DIR") / "my_sdxl.safetensors"  # found by name in models/checkpoints
     save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(8, 4, 3, 3)}, str(single))
-    with pytest.raises(StudioError) as e:  # offline: the single file is there, its configs are not
+    with pytest.raises(StudioError) as e:  # found, but its keys are no SDXL checkpoint: said so, not "configs"
         train(quiet_job(tmp_path), params(tiny_sdxl, base_model="my_sdxl.safetensors"), ctx)
-    assert _key(e) == "lora.single_file_config" and "my_sdxl" in str(e.value.params)
+    assert _key(e) == "lora.base_not_sdxl.unknown" and "my_sdxl" in str(e.value.params)
     with pytest.raises(StudioError) as e:  # HF_HUB_OFFLINE=1 in tests: a hub id not cached
         train(quiet_job(tmp_path), params(tiny_sdxl, base_model="nobody/not-a-model-xyz"), ctx)
     assert _key(e) == "lora.base_missing"

@@ -23,6 +23,8 @@ Preset = Literal["none", "8", "12", "16", "24"]
 LossType = Literal["l2", "l1", "huber", "smooth_l1"]
 HuberSchedule = Literal["constant", "exponential", "snr"]
 BlockLR = Annotated[float, Field(ge=0.0, le=10.0)]  # one UNet block's LR (0 freezes its adapters)
+Prediction = Literal["auto", "epsilon", "v_prediction"]
+ZeroSNR = Literal["auto", "on", "off"]
 Scheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
 
@@ -35,6 +37,11 @@ class TrainParams(StrictParams):
     base_model: str = Field("", description="diffusers folder, .safetensors file or hub id; default from config")
     trigger_word: str = Field("", max_length=MAX_NAME)
     resolution: int = Field(1024, ge=64, le=2048, multiple_of=8)
+    # base checkpoint (single files, v-prediction, separate VAE, continue a LoRA): see core/sdxl
+    vae: str = Field("", description="separate VAE file or folder (e.g. fp16-fix); default the base's")
+    prediction_type: Prediction = Field("auto", description="auto = from the checkpoint (v_pred key / scheduler)")
+    zero_terminal_snr: ZeroSNR = Field("auto", description="rescale betas to zero terminal SNR; auto = ztsnr key")
+    init_lora: str = Field("", description="kohya LoRA file to continue from (same rank/targets)")
     # LoRA
     rank: int = Field(16, ge=1, le=256)
     alpha: float = Field(16.0, gt=0, le=1024)

@@ -14,8 +14,11 @@ from typing import Any
 
 from modules.lora_training.train import concepts
 from modules.lora_training.train import dataset as ds
+from modules.lora_training.train import init_lora
 from modules.lora_training.train.latent_cache import FeatureCache
-from core.sdxl import BaseRef, encode_prompt, load_pipeline, resolve_base, time_ids, tokenize
+from core.sdxl import BaseRef, encode_prompt, load_pipeline, resolve_base, resolve_vae, time_ids, tokenize
+from core.sdxl import schedule
+from core.sdxl.base import vae_fingerprint
 
 
 @dataclass
@@ -58,6 +61,9 @@ class Session:
     latent_stats: dict = field(default_factory=dict)  # item path -> {"mean", "std"} (cached mode)
     text: dict = field(default_factory=dict)  # caption -> {"embeds", "pooled"} (cached mode)
     sample_embeds: list = field(default_factory=list)
+    vae_path: Path | None = None  # separate VAE (params.vae), used for latents and samples
+    init_lora_path: Path | None = None  # kohya LoRA to continue from (params.init_lora)
+    train_scheduler_config: dict = field(default_factory=dict)  # scheduler_config is the sampling one
 
     @property
     def te_trained(self) -> bool:
@@ -110,22 +116,30 @@ def open_session(params: Any, ctx: Any, job: Any) -> Session:
     if params.masked_loss:
         train_items, reg_items = concepts.with_masks(train_items), concepts.with_masks(reg_items)
     base = resolve_base(params.base_model, ctx)
+    vae_path = resolve_vae(params.vae, ctx)
     device = ctx.models.device
     weight_dtype = ctx.models.dtype(params.precision)
-    return Session(params, paths, base, train_items, val_items, device, weight_dtype, reg_items)
+    init = init_lora.resolve(params.init_lora, ctx) if params.init_lora else None
+    return Session(params, paths, base, train_items, val_items, device, weight_dtype, reg_items, vae_path=vae_path,
+                   init_lora_path=init)
 
 
 def load_models(s: Session, ctx: Any, job: Any) -> None:
     """Load SDXL (registered with the model manager under the job), place each part."""
     import torch
-    from diffusers import DDPMScheduler
 
     ctx.models.unload_others(job.id)
-    pipe = ctx.models.load(job.id, f"lora.sdxl:{s.base.ref}", lambda: load_pipeline(s.base, ctx, torch.float32))
+    pipe = ctx.models.load(job.id, f"lora.sdxl:{s.base.ref}|vae:{s.vae_path or ''}",
+                           lambda: load_pipeline(s.base, ctx, torch.float32, vae=s.vae_path))
     s.unet, s.vae, s.te1, s.te2 = pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2
     s.tokenizers = (pipe.tokenizer, pipe.tokenizer_2)
-    s.scheduler_config = dict(pipe.scheduler.config)
-    s.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    # one prediction type / noise schedule for the loss, the validation and the samples
+    s.train_scheduler_config, s.scheduler_config = schedule.configs(
+        dict(pipe.scheduler.config), s.base.facts, s.params.prediction_type, s.params.zero_terminal_snr)
+    s.noise_scheduler = schedule.noise_scheduler(s.train_scheduler_config)
+    tc = s.train_scheduler_config
+    if tc["prediction_type"] != "epsilon" or tc["rescale_betas_zero_snr"]:
+        job.info(job.t("lora.log.prediction", prediction=tc["prediction_type"], ztsnr=tc["rescale_betas_zero_snr"]))
     s.vae.requires_grad_(False).eval()  # fp32: the SDXL VAE overflows in fp16
     s.te1.requires_grad_(False).eval()
     s.te2.requires_grad_(False).eval()
@@ -145,7 +159,7 @@ def fill_caches(s: Session, job: Any) -> bool:
 
     p = s.params
     all_items = list({it.path: it for it in s.train_items + s.val_items + s.reg_items}.values())
-    s.cache = FeatureCache(s.paths.cache, s.base.fingerprint + f":{p.resolution}")
+    s.cache = FeatureCache(s.paths.cache, s.base.fingerprint + vae_fingerprint(s.vae_path) + f":{p.resolution}")
     if p.cache_latents:
         s.vae.to(s.device)
         stats = s.cache.latents(all_items, s.vae, s.device, job.should_stop,

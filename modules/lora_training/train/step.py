@@ -53,7 +53,8 @@ def diffusion_loss(unet: Any, scheduler: Any, latents, embeds, pooled, add_time_
         from diffusers.training_utils import compute_snr
 
         snr = compute_snr(scheduler, timesteps)
-        weight = torch.clamp(snr, max=min_snr_gamma) / snr
+        # zero terminal SNR makes snr 0 at the last timestep: weight 0 there, never 0/0
+        weight = torch.clamp(snr, max=min_snr_gamma) / snr.clamp(min=1e-8)
         if scheduler.config.prediction_type == "v_prediction":
             weight = torch.clamp(snr, max=min_snr_gamma) / (snr + 1)
         loss = loss * weight.to(loss.device)

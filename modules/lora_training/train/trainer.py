@@ -20,7 +20,7 @@ from modules.lora_training.train import checkpoint as ck
 from modules.lora_training.train import config as cfg
 from modules.lora_training.train import dataset as ds
 from modules.lora_training.train import export_kohya as ex
-from modules.lora_training.train import lora_setup, optim, param_groups, recipe_runtime, sampler, session
+from modules.lora_training.train import init_lora, lora_setup, optim, param_groups, recipe_runtime, sampler, session
 from modules.lora_training.train.estimate import plan, save_timing, timing_key
 from modules.lora_training.train.step import diffusion_loss
 
@@ -132,6 +132,8 @@ class Trainer:
             self.log("lora.log.cache", hits=s.cache.hits, misses=s.cache.misses, path=str(s.paths.cache))
         _seed_everything(p.seed)  # LoRA init (gaussian A) draws from torch's RNG
         groups = lora_setup.setup(s.unet, s.te1, s.te2, p)
+        if s.init_lora_path is not None and self.resume_dir is None:  # continue from a LoRA file
+            self.log("lora.log.init_lora", path=str(s.init_lora_path), modules=init_lora.apply_to_session(s))
         if p.gradient_checkpointing:
             s.unet.enable_gradient_checkpointing()
             if s.te_trained:
