@@ -12,12 +12,13 @@ import math
 import re
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 Optimizer = Literal["adamw", "adamw8bit", "lion", "prodigy"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Target = Literal["attn", "attn_mlp", "full"]
 Preset = Literal["none", "8", "12", "16", "24"]
+NetworkType = Literal["lora", "locon", "loha", "lokr", "dora"]
 Scheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
@@ -41,6 +42,12 @@ class TrainParams(BaseModel):
     lr_unet: float = Field(1e-4, gt=0, le=10.0)
     lr_te1: float = Field(5e-5, gt=0, le=10.0)
     lr_te2: float = Field(5e-5, gt=0, le=10.0)
+    # network (train/networks.py): LyCORIS types adapt the ResNet convolutions too
+    network_type: NetworkType = Field("lora", description="lora, dora (PEFT) or locon/loha/lokr (LyCORIS)")
+    conv_rank: int = Field(0, ge=0, le=256, description="rank on 3x3 convolutions (locon/loha/lokr); 0 = rank")
+    conv_alpha: float = Field(0.0, ge=0.0, le=1024, description="alpha on 3x3 convolutions; 0 = alpha")
+    lokr_factor: int = Field(-1, ge=-1, le=1024, description="LoKr Kronecker factor; -1 = automatic")
+    overwrite: bool = Field(False, description="replace an existing LoRA file of the same name")
     # optimisation
     optimizer: Optimizer = "adamw"
     weight_decay: float = Field(1e-2, ge=0.0, le=1.0)
@@ -79,6 +86,19 @@ class TrainParams(BaseModel):
         if v and (not _SAFE.match(v) or ".." in v):
             raise ValueError("use letters, digits, space, '_', '-', '.' only (no path separators or '..')")
         return v
+
+    @field_validator("lokr_factor")
+    @classmethod
+    def _factor(cls, v: int) -> int:
+        if v in (0, 1):
+            raise ValueError("-1 (automatic) or a factor of 2 or more")
+        return v
+
+    @model_validator(mode="after")
+    def _diffusers_export(self) -> "TrainParams":
+        if self.export_diffusers and self.network_type in ("locon", "loha", "lokr"):
+            raise ValueError("export_diffusers is for lora/dora; LyCORIS types are saved in the kohya file only")
+        return self
 
     @field_validator("sample_prompts")
     @classmethod

@@ -19,7 +19,7 @@ from modules.lora_training.train import checkpoint as ck
 from modules.lora_training.train import config as cfg
 from modules.lora_training.train import dataset as ds
 from modules.lora_training.train import export_kohya as ex
-from modules.lora_training.train import lora_setup, optim, sampler, session
+from modules.lora_training.train import lora_setup, optim, outputs, sampler, session
 from modules.lora_training.train.estimate import plan, save_timing, timing_key
 from modules.lora_training.train.step import diffusion_loss
 
@@ -37,6 +37,7 @@ class Trainer:
         self.last_loss = float("nan")
         self.batches: list[list[int]] = []
         self.saved_step, self.saved_path = -1, None
+        self.started_at = time.time()  # ss_training_started_at; a resumed run keeps the first one
 
     # -- helpers -----------------------------------------------------------------
     def log(self, key: str, **kw: Any) -> None:
@@ -55,8 +56,17 @@ class Trainer:
                 "step": self.step, "epoch": self.epoch, "pos": self.pos, "ema": self.ema, "ema_n": self.ema_n,
                 "order": [b for bs in self.batches for b in bs][:100_000]}
 
+    def _models(self) -> dict:
+        s = self.s
+        return {"unet": s.unet, **({"te1": s.te1, "te2": s.te2} if s.te_trained else {})}
+
     def _parts(self) -> dict:
-        return ex.peft_parts(self.s.unet, self.s.te1, self.s.te2, self.s.te_trained)
+        return {part: lora_setup.adapter_state(m) for part, m in self._models().items()}
+
+    def periodic_save(self) -> None:
+        """Save-every-N: a resumable state and `<name>-000500.safetensors` beside the final file."""
+        self.save_state()
+        self.save_lora(finished=False, path=outputs.step_path(self.s.paths.loras, self.p.name, self.step))
 
     def save_state(self, rng: dict | None = None) -> Any:
         if not self.main:
@@ -66,7 +76,8 @@ class Trainer:
         try:
             path = ck.save_state(self.s.paths.checkpoints, self.step, self._parts(), self._state(rng),
                                  {"epoch": self.epoch, "pos": self.pos, "params": self.p.model_dump(mode="json"),
-                                  "dataset_hash": self.dhash, "base": self.s.base.ref}, self.p.keep_last)
+                                  "dataset_hash": self.dhash, "base": self.s.base.ref,
+                                  "started_at": self.started_at}, self.p.keep_last)
         except OSError as exc:
             import errno
 
@@ -78,17 +89,21 @@ class Trainer:
         self.log("lora.log.checkpoint", step=self.step, path=str(path))
         return path
 
-    def save_lora(self, finished: bool) -> dict:
+    def save_lora(self, finished: bool, path: Any = None) -> dict:
         if not self.main:
             return {}
-        parts = self._parts()
         meta = ex.metadata(self.p, base_model=self.s.base.ref, steps=self.step, epoch=self.epoch,
-                           dataset_hash=self.dhash, n_images=len(self.s.train_items), finished=finished)
-        out = ex.save_kohya(self.s.paths.loras / f"{self.p.name}.safetensors", ex.to_kohya(parts, self.p.alpha), meta)
+                           dataset_hash=self.dhash, n_images=len(self.s.train_items), finished=finished,
+                           items=self.s.train_items, started_at=self.started_at, total_steps=self.total)
+        out = ex.save_kohya(path or outputs.final_path(self.s.paths.loras, self.p.name),
+                            ex.kohya_state(self._models(), self.p.alpha), meta)
         self.job.artifact(out, "lora")
         res = {"lora": str(out)}
+        if path is not None:  # an intermediate file: the diffusers copy is written at the end only
+            self.log("lora.log.saved_lora", path=str(out))
+            return res
         if self.p.export_diffusers:
-            d = ex.save_diffusers(self.s.paths.loras / f"{self.p.name}_diffusers", parts)
+            d = ex.save_diffusers(self.s.paths.loras / f"{self.p.name}_diffusers", self._parts())
             self.job.artifact(d, "lora_diffusers")
             res["lora_diffusers"] = str(d)
         self.log("lora.log.saved_lora", path=str(out))
@@ -104,6 +119,8 @@ class Trainer:
             s.device = str(self.dist.device)
         self.dhash = ds.dataset_hash(s.train_items + s.val_items)
         self.resume_dir = ck.find_state(p.resume_from, s.paths.checkpoints) if p.resume_from else None
+        if self.main:
+            outputs.check_free(p, s.paths.loras)  # before any weight is loaded
         world = self.dist.num_processes if self.dist is not None else 1
         rank = self.dist.process_index if self.dist is not None else 0
         self.rank, self.world = rank, world
@@ -148,8 +165,6 @@ class Trainer:
         return True
 
     def _resume(self) -> None:
-        from peft.utils import set_peft_model_state_dict
-
         adapters, state, meta = ck.load_state(self.resume_dir)
         for part, model in (("unet", self.s.unet), ("te1", self.s.te1), ("te2", self.s.te2)):
             if (part in adapters) != (part == "unet" or self.s.te_trained):
@@ -157,10 +172,9 @@ class Trainer:
             if part not in adapters:
                 continue
             try:
-                res = set_peft_model_state_dict(model, {k: v.to(self.s.device) for k, v in adapters[part].items()})
+                bad = lora_setup.load_adapter_state(model, {k: v.to(self.s.device) for k, v in adapters[part].items()})
             except RuntimeError as exc:  # shape mismatch: other rank / targets
                 raise StudioError("lora.state_mismatch", detail=str(exc)[:200]) from exc
-            bad = [k for k in getattr(res, "unexpected_keys", []) if "lora_" in k]
             if bad:
                 raise StudioError("lora.state_mismatch", detail=", ".join(bad[:3]))
         self.opt.load_state_dict(state["optimizer"])
@@ -169,6 +183,7 @@ class Trainer:
         ck.set_rng_state(state["rng"], self.gen)
         self.step, self.epoch, self.pos = int(state["step"]), int(state["epoch"]), int(state["pos"])
         self.ema, self.ema_n = float(state["ema"]), int(state["ema_n"])
+        self.started_at = float(meta.get("started_at", self.started_at))
         self.log("lora.log.resumed", path=str(self.resume_dir), step=self.step, epoch=self.epoch)
 
     # -- the loop --------------------------------------------------------------------
@@ -213,7 +228,7 @@ class Trainer:
                 self.epoch += 1
                 self.pos = 0
                 if p.save_every_epochs and self.epoch % p.save_every_epochs == 0 and self.step < self.total:
-                    self.save_state()
+                    self.periodic_save()
         result = {"steps": self.step, "epochs": self.epoch, "stopped": stopped, "loss": self.last_loss,
                   "loss_smooth": self._smooth(), "estimate": self.estimate,
                   "seconds": round(time.time() - t_start, 2),
@@ -272,7 +287,7 @@ class Trainer:
         if p.sample_every_steps and p.sample_prompts and self.step % p.sample_every_steps == 0:
             self.samples()
         if p.save_every_steps and self.step % p.save_every_steps == 0 and self.step < self.total:
-            self.save_state()
+            self.periodic_save()
 
     def validation(self) -> float:
         import torch
