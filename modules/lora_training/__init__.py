@@ -44,6 +44,17 @@ def _resume_prepare_and_train(params: dict, job_id: str, ctx) -> dict:
             "train": {**params.get("train", {}), "resume_from": _last_state(job_id, ctx)}}
 
 
+def _check_train(params, ctx) -> None:
+    from modules.lora_training.train.config import apply_preset
+    from modules.lora_training.train.outputs import check_free
+
+    check_free(apply_preset(params), ctx.path("LORAS_DIR"))
+
+
+def _check_prepare_and_train(params, ctx) -> None:
+    _check_train(params.train, ctx)
+
+
 def _build_ui(ctx):
     from modules.lora_training.ui import build_ui
 
@@ -51,7 +62,7 @@ def _build_ui(ctx):
 
 
 JOB_KINDS = [JobKind(name="lora.train", params=TrainParams, run=_run_train, gpu=True, title_key="lora.kind.train",
-                     resume=_resume_train)]
+                     resume=_resume_train, check=_check_train)]
 
 try:  # the data side (import, buckets, captions) is a sibling subpackage, written separately
     from modules.lora_training.data import DATA_JOB_KINDS  # type: ignore[attr-defined]
@@ -60,7 +71,7 @@ except ImportError:
 else:
     JOB_KINDS.append(JobKind(name="lora.prepare_and_train", params=PrepareAndTrainParams,
                              run=_run_prepare_and_train, gpu=True, title_key="lora.kind.prepare_and_train",
-                             resume=_resume_prepare_and_train))
+                             resume=_resume_prepare_and_train, check=_check_prepare_and_train))
 
 MODULE = Module(id="lora_training", title_key="lora.title", order=10, build_ui=_build_ui,
                 job_kinds=JOB_KINDS + list(DATA_JOB_KINDS))
