@@ -115,3 +115,24 @@ def test_network_params_validation():
                 dict(network_type="loha", export_diffusers=True)):
         with pytest.raises(ValidationError):
             TrainParams(**bad)
+
+
+def test_estimate_counts_each_network_type(tiny_sdxl):
+    import torch
+
+    from modules.lora_training.train.config import TrainParams, lora_param_count
+    conf = json.loads((tiny_sdxl / "unet" / "config.json").read_text())
+    n = {t: lora_param_count(conf, 4, "attn", TrainParams(network_type=t, rank=4, alpha=4.0))
+         for t in ("lora", "dora", "locon", "loha")}
+    assert n["lora"] == lora_param_count(conf, 4, "attn")  # the closed formula
+    assert n["locon"] > n["lora"]  # + the convolutions
+    assert n["loha"] == 2 * n["locon"]  # two (out, r) x (r, in*k) pairs per layer
+    from diffusers import UNet2DConditionModel
+
+    from modules.lora_training.train.lora_setup import unet_target_modules
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(conf)
+    layers = dict(unet.named_modules())
+    outs = sum(layers[m].out_features for m in unet_target_modules(unet, "attn"))
+    assert n["dora"] == n["lora"] + outs  # + one magnitude per output row

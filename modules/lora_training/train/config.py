@@ -156,15 +156,19 @@ SDXL_UNET_CONFIG = dict(
 SDXL_COUNTS = {"unet": 2_567_463_684, "te1": 123_060_480, "te2": 694_659_840, "vae": 83_653_863}
 
 
-def lora_param_count(unet_config: dict | None, rank: int, target: str) -> int:
-    """Exact LoRA parameter count on the UNet, from a meta-device model of its config."""
+def lora_param_count(unet_config: dict | None, rank: int, target: str, params: "TrainParams | None" = None) -> int:
+    """Exact LoRA parameter count on the UNet, from a meta-device model of its config.
+
+    Other network types (`params.network_type`): the real adapters, built on the meta device."""
     import torch
     from diffusers import UNet2DConditionModel
 
-    from modules.lora_training.train.lora_setup import unet_target_modules
+    from modules.lora_training.train.lora_setup import network_param_count, unet_target_modules
 
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(unet_config or SDXL_UNET_CONFIG)
+    if params is not None and params.network_type != "lora":
+        return network_param_count(unet, params)
     names = set(unet_target_modules(unet, target))
     n = 0
     for name, mod in unet.named_modules():

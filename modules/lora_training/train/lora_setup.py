@@ -65,6 +65,11 @@ def lycoris_unet_modules(unet: Any, target: str) -> list[str]:
             if n in chosen or isinstance(layers[n], torch.nn.Conv2d)]
 
 
+def _unet_names(unet: Any, params: Any) -> list[str]:
+    lyco = params.network_type in ("locon", "loha", "lokr")
+    return (lycoris_unet_modules if lyco else unet_target_modules)(unet, params.target)
+
+
 def _adapt(model: Any, names: list[str], part: str, params: Any) -> None:
     from modules.lora_training.train import networks
 
@@ -72,6 +77,13 @@ def _adapt(model: Any, names: list[str], part: str, params: Any) -> None:
         networks.add_lycoris(model, names, part, params)
     else:
         add_lora(model, names, params.rank, params.alpha, params.dropout, dora=params.network_type == "dora")
+
+
+def network_param_count(unet: Any, params: Any) -> int:
+    """Trainable parameters the chosen network type adds to `unet` (a meta-device model is fine)."""
+    unet.requires_grad_(False)
+    _adapt(unet, _unet_names(unet, params), "unet", params)
+    return sum(p.numel() for p in lora_params(unet))
 
 
 def adapter_state(model: Any) -> dict:
@@ -107,8 +119,7 @@ def setup(unet: Any, te1: Any, te2: Any, params: Any) -> list[dict]:
     for m in (unet, te1, te2):
         if m is not None:
             m.requires_grad_(False)
-    lyco = params.network_type in ("locon", "loha", "lokr")
-    _adapt(unet, (lycoris_unet_modules if lyco else unet_target_modules)(unet, params.target), "unet", params)
+    _adapt(unet, _unet_names(unet, params), "unet", params)
     groups = [{"params": lora_params(unet), "lr": params.lr_unet, "name": "unet"}]
     if params.train_text_encoder:
         for te, lr, tag in ((te1, params.lr_te1, "te1"), (te2, params.lr_te2, "te2")):
