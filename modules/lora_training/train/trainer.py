@@ -37,6 +37,7 @@ class Trainer:
         self.last_loss = float("nan")
         self.batches: list[list[int]] = []
         self.saved_step, self.saved_path = -1, None
+        self.step_file_at = -1
         self.started_at = time.time()  # ss_training_started_at; a resumed run keeps the first one
 
     # -- helpers -----------------------------------------------------------------
@@ -66,7 +67,9 @@ class Trainer:
     def periodic_save(self) -> None:
         """Save-every-N: a resumable state and `<name>-000500.safetensors` beside the final file."""
         self.save_state()
-        self.save_lora(finished=False, path=outputs.step_path(self.s.paths.loras, self.p.name, self.step))
+        if self.step_file_at != self.step:  # step and epoch saves can land on the same step
+            self.save_lora(finished=False, path=outputs.step_path(self.s.paths.loras, self.p.name, self.step))
+            self.step_file_at = self.step
 
     def save_state(self, rng: dict | None = None) -> Any:
         if not self.main:
@@ -97,7 +100,7 @@ class Trainer:
                            items=self.s.train_items, started_at=self.started_at, total_steps=self.total)
         out = ex.save_kohya(path or outputs.final_path(self.s.paths.loras, self.p.name),
                             ex.kohya_state(self._models(), self.p.alpha), meta)
-        self.job.artifact(out, "lora")
+        self.job.artifact(out, "lora" if path is None else "lora_step")
         res = {"lora": str(out)}
         if path is not None:  # an intermediate file: the diffusers copy is written at the end only
             self.log("lora.log.saved_lora", path=str(out))
