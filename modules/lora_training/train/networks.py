@@ -106,7 +106,7 @@ def network_args(params: Any) -> dict:
         return {}
     if t == "dora":
         return {"dora_wd": "True"}
-    args = {"algo": "lora" if t == "locon" else t, "conv_dim": str(params.conv_rank or params.rank),
+    args = {"algo": t, "conv_dim": str(params.conv_rank or params.rank),
             "conv_alpha": str(params.conv_alpha or params.alpha), "dropout": str(params.dropout),
             "preset": params.target}
     if t == "lokr":
