@@ -190,6 +190,8 @@ class JobRunner:
             jk = self.kinds[kind]
             model = params if isinstance(params, jk.params) else jk.params.model_validate(params or {})
             params = model
+            if jk.check is not None:
+                jk.check(model, self.ctx)
             fn = lambda job, _jk=jk, _p=model: _jk.run(job, _p, self.ctx)  # noqa: E731
             gpu = jk.gpu if gpu is None else gpu
         job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]

@@ -29,6 +29,9 @@ class JobKind:
     title_key: str = ""
     # For resumable kinds: (old params, old job id, ctx) -> params of the continuing job.
     resume: Callable[[dict, str, "StudioContext"], dict] | None = None
+    # Checks needing the context before the job is recorded (e.g. "that output file exists"):
+    # (validated params, ctx) -> None, raising StudioError; REST answers 422, the CLI says it.
+    check: Callable[[Any, "StudioContext"], None] | None = None
     # Where the comparable settings sit in the params (e.g. "train" for a job that wraps the
     # training params of another kind), so runs of both kinds line up in the Jobs comparison.
     compare_root: str = ""

@@ -44,6 +44,17 @@ def _resume_prepare_and_train(params: dict, job_id: str, ctx) -> dict:
             "train": {**params.get("train", {}), "resume_from": _last_state(job_id, ctx)}}
 
 
+def _check_train(params, ctx) -> None:
+    from modules.lora_training.train.config import apply_preset
+    from modules.lora_training.train.outputs import check_free
+
+    check_free(apply_preset(params), ctx.path("LORAS_DIR"))
+
+
+def _check_prepare_and_train(params, ctx) -> None:
+    _check_train(params.train, ctx)
+
+
 def _build_ui(ctx):
     from modules.lora_training.ui import build_ui
 
@@ -52,9 +63,10 @@ def _build_ui(ctx):
 
 JOB_KINDS = [
     JobKind(name="lora.train", params=TrainParams, run=_run_train, gpu=True, title_key="lora.kind.train",
-            resume=_resume_train),
+            resume=_resume_train, check=_check_train),
     JobKind(name="lora.prepare_and_train", params=PrepareAndTrainParams, run=_run_prepare_and_train, gpu=True,
-            title_key="lora.kind.prepare_and_train", resume=_resume_prepare_and_train, compare_root="train"),
+            title_key="lora.kind.prepare_and_train", resume=_resume_prepare_and_train, compare_root="train",
+            check=_check_prepare_and_train),
 ]
 
 MODULE = Module(id="lora_training", title_key="lora.title", order=10, build_ui=_build_ui,

@@ -21,7 +21,8 @@ from modules.lora_training.ui_recipe import RECIPE_FIELDS
 CKPT_COLS = ("file", "kind", "trainable", "v_pred", "ztsnr", "vae", "ema", "dtype", "gb")
 # TrainParams fields of the settings form, in the order `_settings` returns their widgets
 FIELDS = ["output_name", "base_model", "vram_preset", "epochs", "max_steps", "batch_size", "grad_accum", "lr_unet",
-          "rank", "alpha", "dropout", "target", "train_text_encoder", "lr_te1", "lr_te2", "optimizer",
+          "rank", "alpha", "dropout", "target", "network_type", "conv_rank", "conv_alpha", "lokr_factor",
+          "train_text_encoder", "lr_te1", "lr_te2", "optimizer",
           "lr_scheduler", "warmup_steps", "precision", "gradient_checkpointing", "cache_latents", "min_snr_gamma",
           "noise_offset", "seed", "sample_prompts", "sample_every_steps", "validation_images",
           "validation_every_steps", "save_every_steps", "save_every_minutes", "save_every_epochs", "keep_last",
@@ -68,6 +69,7 @@ def collect(project: str, trigger: str, resolution: Any, values: list[Any]) -> d
         elif name == "sample_prompts":
             value = [line.strip() for line in (value or "").splitlines() if line.strip()]
         elif name in ("epochs", "max_steps", "batch_size", "grad_accum", "rank", "warmup_steps", "seed",
+                      "conv_rank", "lokr_factor",
                       "sample_every_steps", "validation_images", "validation_every_steps", "save_every_steps",
                       "save_every_epochs", "keep_last"):
             value = int(value or 0)
@@ -129,6 +131,32 @@ def submit(ctx, kind: str, params: dict) -> str:
         return ctx.jobs.submit(kind, params)
     except (StudioError, ValidationError) as exc:
         raise gr.Error(_err(ctx, exc)) from exc
+
+
+def submit_or_ask(ctx, kind: str, params: dict) -> tuple:
+    """Submit; when a LoRA of that name exists, ask first instead of failing.
+
+    Returns (job id, confirm box update, its message, the pending submission or None)."""
+    try:
+        return ctx.jobs.submit(kind, params), gr.update(visible=False), "", None
+    except StudioError as exc:
+        if exc.key != "lora.output_exists":
+            raise gr.Error(_err(ctx, exc)) from exc
+        return gr.update(), gr.update(visible=True), "⚠️ " + _err(ctx, exc), {"kind": kind, "params": params}
+    except ValidationError as exc:
+        raise gr.Error(_err(ctx, exc)) from exc
+
+
+def confirm_overwrite(ctx, pending: dict | None) -> tuple:
+    """The user confirmed: the same submission with `overwrite` set."""
+    if not pending:
+        return gr.update(), gr.update(visible=False), "", None
+    params = dict(pending["params"])
+    if pending["kind"] == "lora.prepare_and_train":
+        params["train"] = {**params.get("train", {}), "overwrite": True}
+    else:
+        params["overwrite"] = True
+    return submit(ctx, pending["kind"], params), gr.update(visible=False), "", None
 
 
 def list_loras(ctx) -> list[list[Any]]:
@@ -194,6 +222,12 @@ def _settings(ctx, i18n) -> list:
         with gr.Row():
             w["dropout"] = gr.Slider(0, 0.5, d.dropout, step=0.01, label=i18n("lora.ui.dropout"))
             w["target"] = gr.Radio(["attn", "attn_mlp", "full"], value=d.target, label=i18n("lora.ui.target"))
+        with gr.Row():  # network type (train/networks.py)
+            w["network_type"] = gr.Dropdown(["lora", "locon", "loha", "lokr", "dora"], value=d.network_type,
+                                            label=i18n("lora.ui.network_type"), info=i18n("lora.ui.network_type_info"))
+            w["conv_rank"] = gr.Number(d.conv_rank, label=i18n("lora.ui.conv_rank"), precision=0, minimum=0)
+            w["conv_alpha"] = gr.Number(d.conv_alpha, label=i18n("lora.ui.conv_alpha"), minimum=0)
+            w["lokr_factor"] = gr.Number(d.lokr_factor, label=i18n("lora.ui.lokr_factor"), precision=0, minimum=-1)
         with gr.Row():
             w["train_text_encoder"] = gr.Checkbox(d.train_text_encoder, label=i18n("lora.ui.train_te"))
             w["lr_te1"] = gr.Number(d.lr_te1, label=i18n("lora.ui.lr_te1"))
@@ -261,6 +295,11 @@ def build_ui(ctx) -> None:
             first_project = getattr(project, "value", "") or ""
             last_state = gr.Markdown(lambda: last_state_markdown(ctx, first_project),
                                      elem_classes=["cb-lora-last-state"])
+            with gr.Row(visible=False) as confirm_box:  # "a LoRA of that name exists: replace it?"
+                confirm_msg = gr.Markdown()
+                confirm_btn = gr.Button(i18n("lora.ui.overwrite_confirm"), variant="stop", size="sm")
+                cancel_btn = gr.Button(i18n("lora.ui.overwrite_cancel"), size="sm")
+            pending = gr.State(None)
     with gr.Accordion(i18n("lora.ui.loras"), open=False):
         loras = gr.Dataframe(headers=["file", "MiB", "modified", "steps", "rank", "trigger", "finished"],
                              value=list_loras(ctx), interactive=False)
@@ -269,8 +308,11 @@ def build_ui(ctx) -> None:
     form = [project, trigger, resolution, *settings]
     est_btn.click(lambda *v: estimate_markdown(ctx, collect(v[0], v[1], v[2], list(v[3:]))), inputs=form,
                   outputs=estimate)
-    train_btn.click(lambda *v: submit(ctx, "lora.train", collect(v[0], v[1], v[2], list(v[3:]))), inputs=form,
-                    outputs=panel.job_id)
+    asked = [panel.job_id, confirm_box, confirm_msg, pending]
+    train_btn.click(lambda *v: submit_or_ask(ctx, "lora.train", collect(v[0], v[1], v[2], list(v[3:]))), inputs=form,
+                    outputs=asked)
+    confirm_btn.click(lambda p: confirm_overwrite(ctx, p), inputs=pending, outputs=asked)
+    cancel_btn.click(lambda: (gr.update(), gr.update(visible=False), "", None), outputs=asked)
     resume_btn.click(lambda *v: submit(ctx, "lora.train", {**collect(v[0], v[1], v[2], list(v[3:])),
                                                            "resume_from": "latest"}),
                      inputs=form, outputs=panel.job_id)
@@ -282,12 +324,12 @@ def build_ui(ctx) -> None:
             n = len(form)
             src, files, concept, mode, task, model, overwrite = v[n:]
             paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
-            return submit(ctx, "lora.prepare_and_train", {
+            return submit_or_ask(ctx, "lora.prepare_and_train", {
                 "train": collect(v[0], v[1], v[2], list(v[3:n])), "source_dir": (src or "").strip(),
                 "files": paths, "concept": concept or "default", "mode": mode, "caption": True,
                 "caption_task": task, "caption_model": model or "", "overwrite_captions": bool(overwrite)})
 
-        prep_btn.click(prepare_and_train, inputs=form + extra, outputs=panel.job_id)
+        prep_btn.click(prepare_and_train, inputs=form + extra, outputs=asked)
     panel.job_id.change(lambda: list_loras(ctx), outputs=loras)
     # no timer of our own (it would keep the page busy): the list follows the panel's status
     panel.status.change(lambda: list_loras(ctx), outputs=loras, show_progress="hidden")

@@ -25,6 +25,7 @@ HuberSchedule = Literal["constant", "exponential", "snr"]
 BlockLR = Annotated[float, Field(ge=0.0, le=10.0)]  # one UNet block's LR (0 freezes its adapters)
 Prediction = Literal["auto", "epsilon", "v_prediction"]
 ZeroSNR = Literal["auto", "on", "off"]
+NetworkType = Literal["lora", "locon", "loha", "lokr", "dora"]
 Scheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
 
@@ -51,6 +52,12 @@ class TrainParams(StrictParams):
     lr_unet: float = Field(1e-4, gt=0, le=10.0)
     lr_te1: float = Field(5e-5, gt=0, le=10.0)
     lr_te2: float = Field(5e-5, gt=0, le=10.0)
+    # network (train/networks.py): LyCORIS types adapt the ResNet convolutions too
+    network_type: NetworkType = Field("lora", description="lora, dora (PEFT) or locon/loha/lokr (LyCORIS)")
+    conv_rank: int = Field(0, ge=0, le=256, description="rank on 3x3 convolutions (locon/loha/lokr); 0 = rank")
+    conv_alpha: float = Field(0.0, ge=0.0, le=1024, description="alpha on 3x3 convolutions; 0 = alpha")
+    lokr_factor: int = Field(-1, ge=-1, le=1024, description="LoKr Kronecker factor; -1 = automatic")
+    overwrite: bool = Field(False, description="replace an existing LoRA file of the same name")
     # optimisation
     optimizer: Optimizer = "adamw"
     weight_decay: float = Field(1e-2, ge=0.0, le=1.0)
@@ -110,6 +117,19 @@ class TrainParams(StrictParams):
     keep_last: int = Field(3, ge=1, le=100)
     resume_from: str = Field("", description="a state folder, or 'latest' in the project")
     export_diffusers: bool = False
+
+    @field_validator("lokr_factor")
+    @classmethod
+    def _factor(cls, v: int) -> int:
+        if v in (0, 1):
+            raise ValueError("-1 (automatic) or a factor of 2 or more")
+        return v
+
+    @model_validator(mode="after")
+    def _diffusers_export(self) -> "TrainParams":
+        if self.export_diffusers and self.network_type in ("locon", "loha", "lokr"):
+            raise ValueError("export_diffusers is for lora/dora; LyCORIS types are saved in the kohya file only")
+        return self
 
     @field_validator("sample_prompts")
     @classmethod
@@ -171,15 +191,19 @@ SDXL_UNET_CONFIG = dict(
 SDXL_COUNTS = {"unet": 2_567_463_684, "te1": 123_060_480, "te2": 694_659_840, "vae": 83_653_863}
 
 
-def lora_param_count(unet_config: dict | None, rank: int, target: str) -> int:
-    """Exact LoRA parameter count on the UNet, from a meta-device model of its config."""
+def lora_param_count(unet_config: dict | None, rank: int, target: str, params: "TrainParams | None" = None) -> int:
+    """Exact LoRA parameter count on the UNet, from a meta-device model of its config.
+
+    Other network types (`params.network_type`): the real adapters, built on the meta device."""
     import torch
     from diffusers import UNet2DConditionModel
 
-    from modules.lora_training.train.lora_setup import unet_target_modules
+    from modules.lora_training.train.lora_setup import network_param_count, unet_target_modules
 
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(unet_config or SDXL_UNET_CONFIG)
+    if params is not None and params.network_type != "lora":
+        return network_param_count(unet, params)
     names = set(unet_target_modules(unet, target))
     n = 0
     for name, mod in unet.named_modules():

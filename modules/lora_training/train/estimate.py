@@ -67,7 +67,7 @@ def plan(params: Any, ctx: Any, n_train: int | None = None, per_epoch: int | Non
         per_epoch = len(ds.epoch_batches(train_items, p.batch_size, p.seed, 0))
     unet_conf = read_unet_config(base)
     device = device or ctx.models.device
-    est = cfg.estimate(p, n_train, unet_param_count(unet_conf), cfg.lora_param_count(unet_conf, p.rank, p.target),
+    est = cfg.estimate(p, n_train, unet_param_count(unet_conf), cfg.lora_param_count(unet_conf, p.rank, p.target, p),
                        world=world, device=device)
     if per_epoch:
         est["steps"] = p.max_steps or math.ceil(per_epoch / p.grad_accum) * p.epochs

@@ -81,7 +81,7 @@ class RecipeRuntime:
 
         t = self.t
         with self.ema.applied():
-            tensors = ex.to_kohya(t._parts(), self.p.alpha)
+            tensors = ex.kohya_state(t._models(), self.p.alpha)  # every network type
         meta = {**meta, "ss_ema": "true", "ss_ema_decay": str(self.p.ema_decay),
                 "ss_ema_start_step": str(self.p.ema_start_step)}
         out = ex.save_kohya(t.s.paths.loras / f"{self.p.name}-ema.safetensors", tensors, meta)
@@ -90,17 +90,9 @@ class RecipeRuntime:
 
 
 def metadata(p: Any, items: list, reg_items: list) -> dict[str, str]:
-    """kohya `ss_*` keys of the recipe, for export_kohya.metadata() to merge."""
+    """kohya `ss_*` keys of the recipe, for export_kohya.metadata() to merge (the per-dataset
+keys, tag frequency and buckets, come from export_kohya.dataset_info)."""
     import json
-
-    def tag_frequency(its: list) -> dict:
-        freq: dict[str, dict[str, int]] = {}
-        for it in {i.path: i for i in its}.values():
-            c = freq.setdefault(f"{it.repeats}_{it.concept}" if it.concept else "data", {})
-            for tag in (x.strip() for x in it.caption.split(",")):
-                if tag:
-                    c[tag] = c.get(tag, 0) + 1
-        return freq
 
     return {
         "ss_caption_dropout_rate": str(p.caption_dropout), "ss_shuffle_caption": str(p.shuffle_tags),
@@ -108,12 +100,10 @@ def metadata(p: Any, items: list, reg_items: list) -> dict[str, str]:
         "ss_num_reg_images": str(len({i.path for i in reg_items})), "ss_masked_loss": str(p.masked_loss),
         "ss_loss_type": p.loss_type, "ss_huber_schedule": p.huber_schedule, "ss_huber_c": str(p.huber_c),
         "ss_huber_scale": str(p.huber_scale), "ss_debiased_estimation": str(p.debiased_estimation),
-        "ss_multires_noise_iterations": str(p.multires_noise_iterations),
-        "ss_multires_noise_discount": str(p.multires_noise_discount), "ss_ip_noise_gamma": str(p.ip_noise_gamma),
+        # kohya writes "None" for these when off
+        "ss_multires_noise_iterations": str(p.multires_noise_iterations or "None"),
+        "ss_multires_noise_discount": str(p.multires_noise_discount), "ss_ip_noise_gamma": str(p.ip_noise_gamma or "None"),
         "ss_min_timestep": str(p.min_timestep), "ss_max_timestep": str(p.max_timestep),
         "ss_loraplus_lr_ratio": str(p.loraplus_ratio), "ss_block_lr": json.dumps(list(p.unet_block_lr)),
         "ss_ema": str(p.ema).lower(), "ss_ema_decay": str(p.ema_decay),
-        "ss_dataset_dirs": json.dumps({k: {"n_repeats": v["repeats"], "img_count": v["images"]}
-                                       for k, v in concepts.describe_concepts(items).items()}),
-        "ss_tag_frequency": json.dumps(tag_frequency(items)),
     }

@@ -20,7 +20,7 @@ from modules.lora_training.train import checkpoint as ck
 from modules.lora_training.train import config as cfg
 from modules.lora_training.train import dataset as ds
 from modules.lora_training.train import export_kohya as ex
-from modules.lora_training.train import init_lora, lora_setup, optim, param_groups, recipe_runtime, sampler, session
+from modules.lora_training.train import init_lora, lora_setup, optim, outputs, param_groups, recipe_runtime, sampler, session
 from modules.lora_training.train.estimate import plan, save_timing, timing_key
 from modules.lora_training.train.step import diffusion_loss
 
@@ -39,6 +39,8 @@ class Trainer:
         self.batches: list[list[int]] = []
         self.saved_step, self.saved_path = -1, None
         self.autosave = autosave.SaveClock(self.p.save_every_minutes)
+        self.step_file_at = -1
+        self.started_at = time.time()  # ss_training_started_at; a resumed run keeps the first one
 
     # -- helpers -----------------------------------------------------------------
     def log(self, key: str, **kw: Any) -> None:
@@ -57,8 +59,19 @@ class Trainer:
                 "step": self.step, "epoch": self.epoch, "pos": self.pos, "ema": self.ema, "ema_n": self.ema_n,
                 "order": [b for bs in self.batches for b in bs][:100_000], **self.rx.state()}
 
+    def _models(self) -> dict:
+        s = self.s
+        return {"unet": s.unet, **({"te1": s.te1, "te2": s.te2} if s.te_trained else {})}
+
     def _parts(self) -> dict:
-        return ex.peft_parts(self.s.unet, self.s.te1, self.s.te2, self.s.te_trained)
+        return {part: lora_setup.adapter_state(m) for part, m in self._models().items()}
+
+    def periodic_save(self) -> None:
+        """Save-every-N: a resumable state and `<name>-000500.safetensors` beside the final file."""
+        self.save_state()
+        if self.step_file_at != self.step:  # step and epoch saves can land on the same step
+            self.save_lora(finished=False, path=outputs.step_path(self.s.paths.loras, self.p.name, self.step))
+            self.step_file_at = self.step
 
     def save_state(self, rng: dict | None = None) -> Any:
         if not self.main:
@@ -68,7 +81,8 @@ class Trainer:
         try:
             path = ck.save_state(self.s.paths.checkpoints, self.step, self._parts(), self._state(rng),
                                  {"epoch": self.epoch, "pos": self.pos, "params": self.p.model_dump(mode="json"),
-                                  "dataset_hash": self.dhash, "base": self.s.base.ref}, self.p.keep_last)
+                                  "dataset_hash": self.dhash, "base": self.s.base.ref,
+                                  "started_at": self.started_at}, self.p.keep_last)
         except OSError as exc:
             import errno
 
@@ -82,18 +96,23 @@ class Trainer:
                  time=autosave.clock_time(self.autosave.last_wall))
         return path
 
-    def save_lora(self, finished: bool) -> dict:
+    def save_lora(self, finished: bool, path: Any = None) -> dict:
         if not self.main:
             return {}
-        parts = self._parts()
         meta = ex.metadata(self.p, base_model=self.s.base.ref, steps=self.step, epoch=self.epoch,
-                           dataset_hash=self.dhash, n_images=len(self.s.train_items), finished=finished)
+                           dataset_hash=self.dhash, n_images=len(self.s.train_items), finished=finished,
+                           items=self.s.train_items, started_at=self.started_at, total_steps=self.total)
         meta.update(recipe_runtime.metadata(self.p, self.s.train_items, self.s.reg_items))
-        out = ex.save_kohya(self.s.paths.loras / f"{self.p.name}.safetensors", ex.to_kohya(parts, self.p.alpha), meta)
-        self.job.artifact(out, "lora")
-        res = {"lora": str(out), **self.rx.save_ema(meta)}
+        out = ex.save_kohya(path or outputs.final_path(self.s.paths.loras, self.p.name),
+                            ex.kohya_state(self._models(), self.p.alpha), meta)
+        self.job.artifact(out, "lora" if path is None else "lora_step")
+        res = {"lora": str(out)}
+        if path is not None:  # an intermediate file: the diffusers copy is written at the end only
+            self.log("lora.log.saved_lora", path=str(out))
+            return res
+        res.update(self.rx.save_ema(meta))
         if self.p.export_diffusers:
-            d = ex.save_diffusers(self.s.paths.loras / f"{self.p.name}_diffusers", parts)
+            d = ex.save_diffusers(self.s.paths.loras / f"{self.p.name}_diffusers", self._parts())
             self.job.artifact(d, "lora_diffusers")
             res["lora_diffusers"] = str(d)
         self.log("lora.log.saved_lora", path=str(out))
@@ -109,6 +128,8 @@ class Trainer:
             s.device = str(self.dist.device)
         self.dhash = ds.dataset_hash(s.train_items + s.val_items)
         self.resume_dir = ck.find_state(p.resume_from, s.paths.checkpoints) if p.resume_from else None
+        if self.main:
+            outputs.check_free(p, s.paths.loras)  # before any weight is loaded
         world = self.dist.num_processes if self.dist is not None else 1
         rank = self.dist.process_index if self.dist is not None else 0
         self.rank, self.world = rank, world
@@ -157,8 +178,6 @@ class Trainer:
         return True
 
     def _resume(self) -> None:
-        from peft.utils import set_peft_model_state_dict
-
         adapters, state, meta = ck.load_state(self.resume_dir)
         for part, model in (("unet", self.s.unet), ("te1", self.s.te1), ("te2", self.s.te2)):
             if (part in adapters) != (part == "unet" or self.s.te_trained):
@@ -166,10 +185,9 @@ class Trainer:
             if part not in adapters:
                 continue
             try:
-                res = set_peft_model_state_dict(model, {k: v.to(self.s.device) for k, v in adapters[part].items()})
+                bad = lora_setup.load_adapter_state(model, {k: v.to(self.s.device) for k, v in adapters[part].items()})
             except RuntimeError as exc:  # shape mismatch: other rank / targets
                 raise StudioError("lora.state_mismatch", detail=str(exc)[:200]) from exc
-            bad = [k for k in getattr(res, "unexpected_keys", []) if "lora_" in k]
             if bad:
                 raise StudioError("lora.state_mismatch", detail=", ".join(bad[:3]))
         self.opt.load_state_dict(state["optimizer"])
@@ -179,6 +197,7 @@ class Trainer:
         self.step, self.epoch, self.pos = int(state["step"]), int(state["epoch"]), int(state["pos"])
         self.ema, self.ema_n = float(state["ema"]), int(state["ema_n"])
         self.rx.load_state(state)
+        self.started_at = float(meta.get("started_at", self.started_at))
         self.log("lora.log.resumed", path=str(self.resume_dir), step=self.step, epoch=self.epoch)
 
     # -- the loop --------------------------------------------------------------------
@@ -224,7 +243,7 @@ class Trainer:
                 self.epoch += 1
                 self.pos = 0
                 if p.save_every_epochs and self.epoch % p.save_every_epochs == 0 and self.step < self.total:
-                    self.save_state()
+                    self.periodic_save()
         result = {"steps": self.step, "epochs": self.epoch, "stopped": stopped, "loss": self.last_loss,
                   "loss_smooth": self._smooth(), "estimate": self.estimate,
                   "seconds": round(time.time() - t_start, 2),
@@ -286,10 +305,10 @@ class Trainer:
         if p.sample_every_steps and p.sample_prompts and self.step % p.sample_every_steps == 0:
             self.samples()
         if p.save_every_steps and self.step % p.save_every_steps == 0 and self.step < self.total:
-            self.save_state()
+            self.periodic_save()
         elif self.autosave.due() and self.step < self.total:
             self.log("lora.log.timed_save", minutes=f"{self.autosave.minutes_since():.0f}")
-            self.save_state()
+            self.save_state()  # crash safety only: no step LoRA file for a timed save
 
     def validation(self) -> float:
         import torch
