@@ -105,7 +105,7 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
         cmp_diff = gr.Dataframe(interactive=False, label=i18n("jobs.compare_diff"))
 
     def compare(ids, name):
-        series, diff = compare_runs(store, ids or [])
+        series, diff = compare_runs(store, ids or [], ctx.jobs.kinds)
         metric = name or (common_metrics(series) or ["loss"])[0]
         curves = pd.DataFrame(overlay_rows(series, metric), columns=["job", "step", "value"]).astype(
             {"step": "int64", "value": "float64"})
