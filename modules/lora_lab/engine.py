@@ -77,7 +77,7 @@ def load_base(ctx: Any, job: Any, base_model: str, precision: str) -> Base:
 
 
 def new_seed(seed: int) -> int:
-    return seed if seed >= 0 else random.randint(0, 2**32 - 1)
+    return seed if seed >= 0 else random.randint(0, 2**31 - 1)
 
 
 def latent_preview(latents: Any, width: int) -> Any:

@@ -6,35 +6,32 @@ strengths, one grid per prompt, same seed in every cell.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from core.params import MAX_PROMPT, MAX_SEED, Name, Prompt, StrictParams
 from modules.lora_lab.samplers import SAMPLER_NAMES
 
 Sampler = Literal[SAMPLER_NAMES]  # type: ignore[valid-type]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 
 
-class LoraChoice(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LoraChoice(StrictParams):
     path: str = Field(min_length=1, max_length=4096, description="a .safetensors file, or a name in LORAS_DIR")
     strength: float = Field(1.0, ge=-4.0, le=4.0)
 
 
-class SamplingParams(BaseModel):
+class SamplingParams(StrictParams):
     """What every generation needs: base, prompt, sampler and size."""
-
-    model_config = ConfigDict(extra="forbid")
 
     base_model: str = Field("", max_length=4096, description="SDXL diffusers folder, single file or hub id; "
                             "default DEFAULT_SDXL_MODEL_FOR_LORA")
-    negative_prompt: str = Field("", max_length=4000)
+    negative_prompt: str = Field("", max_length=MAX_PROMPT)
     sampler: Sampler = "DPM++ 2M Karras"
     steps: int = Field(25, ge=1, le=150)
     cfg: float = Field(6.0, ge=0.0, le=30.0, description="classifier-free guidance scale")
-    seed: int = Field(-1, ge=-1, le=2**32 - 1, description="-1 = random (the seed used is recorded)")
+    seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 = random (the seed used is recorded)")
     width: int = Field(1024, ge=64, le=2048, multiple_of=8)
     height: int = Field(1024, ge=64, le=2048, multiple_of=8)
     precision: Precision = "auto"
@@ -48,16 +45,16 @@ class SamplingParams(BaseModel):
 
 
 class GenerateParams(SamplingParams):
-    prompt: str = Field(min_length=1, max_length=4000)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
     loras: list[LoraChoice] = Field(default_factory=list, max_length=16)
     batch: int = Field(1, ge=1, le=16, description="images, seeds seed, seed+1, ...")
 
 
 class GridParams(SamplingParams):
-    prompts: list[str] = Field(min_length=1, max_length=8, description="one grid per prompt")
-    rows: list[str] = Field(min_length=1, max_length=32, description="LoRA files, one row each")
-    strengths: list[float] = Field(default_factory=lambda: [0.0, 0.5, 0.75, 1.0], min_length=1, max_length=12)
-    row_labels: list[str] = Field(default_factory=list, max_length=32, description="default: file name / step")
+    prompts: list[Prompt] = Field(min_length=1, max_length=8, description="one grid per prompt")
+    rows: list[Annotated[str, Field(max_length=4096)]] = Field(min_length=1, max_length=32, description="LoRA files, one row each")
+    strengths: list[Annotated[float, Field(ge=-4.0, le=4.0)]] = Field(default_factory=lambda: [0.0, 0.5, 0.75, 1.0], min_length=1, max_length=12)
+    row_labels: list[Name] = Field(default_factory=list, max_length=32, description="default: file name / step")
     label: bool = True
 
     @field_validator("prompts")
@@ -66,13 +63,4 @@ class GridParams(SamplingParams):
         v = [p.strip() for p in v if p and p.strip()]
         if not v:
             raise ValueError("at least one non-empty prompt")
-        if any(len(p) > 4000 for p in v):
-            raise ValueError("a prompt is longer than 4000 characters")
-        return v
-
-    @field_validator("strengths")
-    @classmethod
-    def _strengths(cls, v: list[float]) -> list[float]:
-        if any(not -4.0 <= s <= 4.0 for s in v):
-            raise ValueError("strengths must lie in [-4, 4]")
         return v
