@@ -13,6 +13,7 @@ from core.compare import common_metrics, compare_runs, overlay_rows
 from core.errors import StudioError
 from core.store import STATUSES
 from core.system import system_info
+from core.ui import open_with
 from core.ui.job_view import fmt_seconds, format_logs, metric_frame, status_markdown
 
 COLUMNS = ["id", "kind", "status", "created", "duration", "progress", "error"]
@@ -42,6 +43,7 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
         stop_b = gr.Button(i18n("panel.stop"), variant="stop", size="sm")
         resume_b = gr.Button(i18n("jobs.resume"), size="sm")
         delete_b = gr.Button(i18n("jobs.delete"), size="sm")
+        open_with.buttons(ctx, selected)  # "Try it" and the like: open the job in another tab
     detail_status = gr.Markdown()
     with gr.Row():
         params = gr.JSON(label=i18n("jobs.params"))

@@ -7,7 +7,7 @@ waits in the GPU queue. The tab can be opened from a LoRA run ("Try it") through
 """
 from __future__ import annotations
 
-from core.module import JobKind, Module, lazy
+from core.module import JobKind, Module, OpenWith, lazy
 from modules.lora_lab.params import GenerateParams, GridParams
 
 MODULE = Module(
@@ -15,6 +15,7 @@ MODULE = Module(
     title_key="lab.title",
     order=15,
     build_ui=lazy("modules.lora_lab.ui:build_ui"),
+    open_with=OpenWith(kinds=("lora.",), label_key="lab.ui.try_it"),  # "Try it" on a LoRA run
     job_kinds=[
         JobKind(name="lab.generate", params=GenerateParams, run=lazy("modules.lora_lab.jobs:run_generate"),
                 gpu=True, title_key="lab.kind.generate"),
