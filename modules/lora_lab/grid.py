@@ -16,6 +16,14 @@ def _font(size: int):
     return ImageFont.load_default(size=size)
 
 
+def _fitting(draw, texts: list[str], size: int, max_width: int):
+    """The largest font (<= size, >= 6 px) in which every text fits `max_width`: column
+    labels of small cells must not run into each other."""
+    while size > 6 and max(draw.textlength(t, font=_font(size)) for t in texts) > max_width:
+        size -= 1
+    return _font(size)
+
+
 def compose(cells: list[list[Any]], row_labels: list[str], col_labels: list[str], title: str,
             width: int, height: int, label: bool = True) -> Any:
     """One image from `cells[row][col]` (PIL images or None)."""
@@ -51,9 +59,10 @@ def compose(cells: list[list[Any]], row_labels: list[str], col_labels: list[str]
         for line in title_lines:
             draw.text((pad, y), line, fill="black", font=font)
             y += size + pad
+        col_font = _fitting(draw, col_labels, size, width - 4)
         for c, text in enumerate(col_labels):
             cx = left + c * width + width // 2
-            draw.text((cx, top - pad), text, fill="black", font=font, anchor="md")
+            draw.text((cx, top - pad), text, fill="black", font=col_font, anchor="md")
         for r, text in enumerate(row_labels):
             cy = top + r * height + height // 2
             draw.text((left - pad, cy), text, fill="black", font=font, anchor="rm")

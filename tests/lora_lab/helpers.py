@@ -37,11 +37,11 @@ def run(ctx, kind: str, params: dict, timeout: float = 300) -> dict:
     return row
 
 
-def strong_lora(folder: Path, name: str, seed: int = 0, scale: float = 0.6) -> Path:
-    """A LoRA on several UNet attention layers, strong enough to change a 64 px image."""
+def strong_lora(folder: Path, name: str, seed: int = 0, scale: float = 0.6, text_encoders: bool = True) -> Path:
+    """A LoRA on UNet attention layers (+ both text encoders), strong enough to change a 64 px image."""
     from tests.lora_lab import lora_files as lf
 
+    mods = (lf.LINEAR, lf.LINEAR2) + ((lf.TE1, lf.TE2) if text_encoders else ())
     return lf.save(folder / f"{name}.safetensors",
-                   lf.lora_tensors(seed=seed, rank=4, alpha=4.0, scale=scale,
-                                   modules=(lf.LINEAR, lf.LINEAR2, lf.TE1, lf.TE2)),
+                   lf.lora_tensors(seed=seed, rank=4, alpha=4.0, scale=scale, modules=mods),
                    {"ss_training_comment": "sks", "modelspec.trigger_phrase": "sks"})
