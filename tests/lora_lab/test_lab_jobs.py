@@ -138,3 +138,21 @@ def test_generation_waits_in_the_gpu_queue_behind_a_training(ctx, tiny_sdxl):
     assert any(o == "lora_lab" for o, _ in ctx.models.loaded())
     ctx.models.unload_others("some-training-job")
     assert not any(o == "lora_lab" for o, _ in ctx.models.loaded())
+
+
+def test_rest_submits_a_grid_and_names_a_bad_field(ctx, tiny_sdxl, loras):
+    from fastapi.testclient import TestClient
+
+    from core.api import create_api
+
+    client = TestClient(create_api(ctx))
+    r = client.post("/jobs", json={"kind": "lab.grid", "params": {"prompts": ["x"], "rows": ["mine"],
+                                                                  "strengths": [0, 9]}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:3] == ["body", "params", "strengths"]
+    r = client.post("/jobs", json={"kind": "lab.grid", "params": dict(SMALL, base_model=str(tiny_sdxl), prompts=["sks"],
+                                                                      rows=["mine"], strengths=[0, 1]), "start": True})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    row = ctx.jobs.wait(job_id, 120)
+    assert row["status"] == "completed" and row["result"]["cells"] == 2
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "completed"
