@@ -78,3 +78,16 @@ def test_locale_keys_complete() -> None:
     for reason in ("upscaled", "small_for_bucket", "caption_encoding", "caption_unreadable"):
         used.add(f"lora_data.warn.{reason}")
     assert used - set(en) == set()
+
+
+def test_small_resolution_accepted_and_bad_one_names_the_field(ctx, tmp_path: Path) -> None:
+    """Issue 18.8: 128 px test runs are allowed; a bad resolution says which field is wrong."""
+    from modules.lora_training.data.ui_data import start_prepare
+
+    src = tmp_path / "src"
+    src.mkdir()
+    job, msg = start_prepare(ctx, "p", "c", str(src), [], 100, "buckets", 64, False, True, True)
+    assert job == "" and "resolution" in msg
+    job, msg = start_prepare(ctx, "p", "c", str(src), [], 128, "buckets", 64, False, True, True)
+    assert job and ctx.store.get_job(job)["params"]["resolution"] == 128
+    ctx.jobs.wait(job, timeout=60)
