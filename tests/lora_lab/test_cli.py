@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from modules.lora_lab.__main__ import main
 from tests.lora_lab.helpers import strong_lora
 
 SMALL = ["--steps", "2", "-W", "64", "-H", "64", "--sampler", "Euler a", "--seed", "3"]
 
 
+@pytest.mark.slow
 def test_cli_generate_grid_and_info(tmp_path, tiny_sdxl, capsys):
     home = tmp_path / "home"
     lora = strong_lora(home / "models" / "loras", "mine")

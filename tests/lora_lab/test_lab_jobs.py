@@ -53,6 +53,7 @@ def test_grid_has_every_cell_and_loads_the_base_once(ctx, tiny_sdxl, loras, monk
     assert any(owner == "lora_lab" for owner, _ in ctx.models.loaded())
 
 
+@pytest.mark.slow
 def test_strength_zero_is_bit_identical_and_change_grows(ctx, tiny_sdxl, loras):
     base = dict(SMALL, base_model=str(tiny_sdxl), prompt="sks, a red cat")
     plain = pixels(_images(ctx, run(ctx, "lab.generate", base))[0])
@@ -123,6 +124,7 @@ def test_missing_lora_fails_before_loading_the_base(ctx, tiny_sdxl, monkeypatch)
     assert row["status"] == "failed" and "nope" in row["error"] and calls == []
 
 
+@pytest.mark.slow
 def test_generation_waits_in_the_gpu_queue_behind_a_training(ctx, tiny_sdxl):
     gate = threading.Event()
     train = ctx.jobs.submit("lora.fake_train", {}, fn=lambda job: gate.wait(60), gpu=True)
