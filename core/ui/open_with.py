@@ -16,6 +16,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from core.errors import StudioError
+from core.i18n import request_translator
 
 
 @dataclass
@@ -54,6 +55,17 @@ def register_target(ctx, module_id: str, fill: Callable[[str], Any], outputs: li
     _state(ctx)["targets"][module_id] = _Target(fill, outputs)
 
 
+def _opener(ctx, target: _Target, module_id: str):
+    def open_job(job_id: str, request: gr.Request = None):
+        try:
+            updates = target.fill(job_id or "")
+        except StudioError as exc:  # in the browser's language, like the job panel's messages
+            raise gr.Error(exc.render(request_translator(ctx, request))) from exc
+        return [*updates, gr.Tabs(selected=module_id)]
+
+    return open_job
+
+
 def wire(ctx, tabs) -> None:
     """Connect every button to its tab (called by the shell inside the Blocks, after all tabs)."""
     state = _state(ctx)
@@ -63,12 +75,5 @@ def wire(ctx, tabs) -> None:
             s.button.visible = False
             continue
 
-        def open_job(job_id, _t=target, _id=s.module_id):
-            try:
-                updates = _t.fill(job_id or "")
-            except StudioError as exc:
-                raise gr.Error(exc.render(ctx.t)) from exc
-            return [*updates, gr.Tabs(selected=_id)]
-
-        s.button.click(open_job, inputs=s.source, outputs=[*target.outputs, tabs])
+        s.button.click(_opener(ctx, target, s.module_id), inputs=s.source, outputs=[*target.outputs, tabs])
     state["senders"].clear()

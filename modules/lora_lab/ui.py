@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from core.errors import StudioError
+from core.i18n import request_translator
 from core.ui import open_with
 from modules.lora_lab.params import GenerateParams
 from modules.lora_lab.samplers import SAMPLER_NAMES
@@ -88,7 +89,7 @@ def latest_result(ctx, job_id: str) -> Any:
 def build_ui(ctx) -> None:
     from core.ui.job_panel import JobPanel
 
-    i18n, t = ctx.i18n, ctx.t
+    i18n = ctx.i18n
     d = GenerateParams.model_fields
     gr.Markdown(i18n("lab.ui.intro"))
     with gr.Row():
@@ -154,11 +155,11 @@ def build_ui(ctx) -> None:
 
     fill_outputs = [run_id, base, prompt, loras, grid_prompts, grid_rows, run_status]
 
-    def load(job_id):
+    def load(job_id: str, request: gr.Request = None):
         try:
             return fill_from_run(ctx, job_id)
         except StudioError as exc:
-            raise gr.Error(exc.render(t)) from exc
+            raise gr.Error(exc.render(request_translator(ctx, request))) from exc
 
     load_run.click(load, inputs=run_id, outputs=fill_outputs)
     run_id.submit(load, inputs=run_id, outputs=fill_outputs)

@@ -69,3 +69,7 @@ def test_try_it_then_grid_from_the_tab(ctx, tiny_base, tmp_path):
                                arg=page.locator("#tab-lora_lab .cb-job-status").first.element_handle(), timeout=20_000)
         page.screenshot(path=str(shots / "lora_lab_grid.png"), full_page=True)
         open_in_jobs_tab(page, job_id, log_regex="grid")
+        # "Try it" on a job that is not a LoRA run: one clear message, the tab stays
+        page.locator("#tab-jobs .cb-open-lora_lab").first.click()
+        page.get_by_text("is not a LoRA training run").first.wait_for(timeout=20_000)
+        assert page.get_by_role("tab", name="Jobs").last.get_attribute("aria-selected") == "true"
