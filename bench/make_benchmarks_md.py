@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["lora_training", "super_resolution", "frame_interpolation", "style_transfer", "image_classifier"]
+ORDER = ["lora_training", "lora_lab", "super_resolution", "frame_interpolation", "style_transfer", "image_classifier"]
 
 HEADER = """# Benchmarks
 

@@ -38,6 +38,13 @@ class JobKind:
 
 
 @dataclass(frozen=True)
+class OpenWith:
+    """This tab can open jobs of these kind prefixes ("Try it"); see core.ui.open_with."""
+    kinds: tuple[str, ...]
+    label_key: str
+
+
+@dataclass(frozen=True)
 class Module:
     id: str
     title_key: str
@@ -46,6 +53,7 @@ class Module:
     job_kinds: list[JobKind] = field(default_factory=list)
     # Extra REST routes (e.g. classifier predict); mounted under /api by the shell.
     api_router: Callable[["StudioContext"], "APIRouter"] | None = None
+    open_with: OpenWith | None = None
 
 
 def lazy(target: str) -> Callable[..., Any]:

@@ -10,6 +10,7 @@ import traceback
 import gradio as gr
 
 from core.i18n import gradio_i18n, load_locale, resolve_language
+from core.ui import open_with
 from core.ui.jobs_tab import build_jobs_tab
 from core.ui.settings_tab import build_settings_tab
 
@@ -35,7 +36,7 @@ def build_app(ctx) -> gr.Blocks:
         with gr.Column(elem_classes=["cb-header"]):
             gr.Markdown("# " + ctx.t("app.title"))
             gr.Markdown(i18n("app.subtitle"))  # follows the browser language, as labels do
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             for module in ctx.modules:
                 if module.build_ui is None:
                     continue
@@ -49,6 +50,7 @@ def build_app(ctx) -> gr.Blocks:
                 build_jobs_tab(ctx, demo)
             with gr.Tab(i18n("settings.title"), id="settings", elem_id="tab-settings"):
                 build_settings_tab(ctx)
+        open_with.wire(ctx, tabs)  # "Try it" buttons -> the tab they open
         for panel in ctx.panels:
             panel.attach_on_load(demo)
     return demo

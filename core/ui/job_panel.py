@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from core.errors import StudioError, user_message
 from core.i18n import request_translator
+from core.ui import open_with
 from core.ui.job_view import format_logs, metric_frame, status_markdown
 
 ACTIVE = ("pending", "running")
@@ -61,6 +62,7 @@ class JobPanel:
                 # Red and clickable only while there is something to stop.
                 self.stop_btn = gr.Button(i18n("panel.stop"), variant="secondary", size="sm", interactive=False,
                                           elem_classes=["cb-stop"])
+                open_with.buttons(ctx, self.job_id, kind_prefix)  # e.g. "Try it" on a LoRA run
             self.log = gr.Textbox(label=i18n("panel.log"), lines=log_lines, max_lines=log_lines, autoscroll=True,
                                   interactive=False, elem_classes=["cb-job-log"])
             # A fixed colour per series: the chart keeps the colour domain of the first frame it

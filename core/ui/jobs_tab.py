@@ -14,6 +14,7 @@ from core.errors import StudioError
 from core.i18n import request_translator
 from core.store import STATUSES
 from core.system import system_info
+from core.ui import open_with
 from core.ui.job_panel import ACTIVE, FOLLOW_TAIL_JS, stop_button
 from core.ui.job_view import fmt_seconds, format_logs, metric_frame, status_markdown
 
@@ -46,6 +47,7 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
         stop_b = gr.Button(i18n("panel.stop"), variant="secondary", size="sm", interactive=False)
         resume_b = gr.Button(i18n("jobs.resume"), size="sm")
         delete_b = gr.Button(i18n("jobs.delete"), size="sm")
+        open_with.buttons(ctx, selected)  # "Try it" and the like: open the job in another tab
     detail_status = gr.Markdown()
     with gr.Row():
         params = gr.JSON(label=i18n("jobs.params"))
