@@ -71,7 +71,7 @@ def test_locale_keys_complete() -> None:
     import re
 
     used = set()
-    for f in (ROOT / "modules/lora_training/data").glob("*.py"):
+    for f in (ROOT / "modules/lora_training/data").rglob("*.py"):
         used |= set(re.findall(r'"(lora_data\.[a-z_.]+[a-z_])"', f.read_text(encoding="utf-8")))
     for reason in ("not_image", "unreadable", "empty", "too_small", "duplicate", "near_duplicate", "already_imported"):
         used |= {f"lora_data.skip.{reason}", f"lora_data.reason.{reason}"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.errors import StudioError
 
-from .captioner import prepared_images
+from .project import prepared_images
 from .fileio import clean_caption, read_caption, write_text_atomic
 from .project import Project
 

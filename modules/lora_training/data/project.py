@@ -209,3 +209,16 @@ def list_projects(root: str | Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "project.json").is_file())
+
+
+def prepared_images(project: Project, concept: str | None = None) -> list[Path]:
+    """Every image in the project's concept folders (or one concept), sorted."""
+    from .imaging import is_image_name
+
+    names = [project.concept_dir(concept).name] if concept else project.concepts()
+    out: list[Path] = []
+    for name in names:
+        d = project.data_dir / name
+        if d.is_dir():
+            out += sorted(p for p in d.iterdir() if p.is_file() and is_image_name(p) and not p.name.startswith("."))
+    return out

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from core.errors import StudioError, user_message
 
 from . import captions as ops
-from .captioner import TASKS, list_local_captioners
+from .captioners import TASKS, list_local_captioners
 from .jobs import CaptionParams, PrepareParams
 from .project import Project, list_projects
 
