@@ -25,6 +25,8 @@ class PrepareAndTrainParams(BaseModel):
     caption_task: Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"] = "<DETAILED_CAPTION>"
     caption_model: str = ""
     overwrite_captions: bool = False
+    # the other `lora.caption` fields (kind, tagger_model, prompt, thresholds...), checked by CaptionParams
+    caption_settings: dict = Field(default_factory=dict)
 
 
 def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> dict:
@@ -43,9 +45,10 @@ def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> 
     if job.should_stop():
         return {**result, "stopped": True}
     if params.caption:
-        result["caption"] = data_side.run_caption(job, data_side.CaptionParams(
-            project=tp.project, concept=params.concept, model=params.caption_model, task=params.caption_task,
-            trigger_word=tp.trigger_word, overwrite=params.overwrite_captions), ctx)
+        result["caption"] = data_side.run_caption(job, data_side.CaptionParams(**{
+            **params.caption_settings, "project": tp.project, "concept": params.concept,
+            "model": params.caption_model, "task": params.caption_task, "trigger_word": tp.trigger_word,
+            "overwrite": params.overwrite_captions}), ctx)
     if job.should_stop():
         return {**result, "stopped": True}
     result["train"] = train(job, tp, ctx)
