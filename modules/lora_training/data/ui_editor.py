@@ -161,8 +161,10 @@ def build_editor(ctx, t, c: dict[str, Any]) -> None:
             c["rename_btn"] = gr.Button(t("lora_data.ui.rename"), size="sm")
             c["undo_btn"] = gr.Button(t("lora_data.ui.undo"), size="sm")
         with gr.Row():
-            c["freq"] = gr.Dataframe(headers=[t("lora_data.ui.freq_tag"), t("lora_data.ui.freq_count")],
-                                     value=[], interactive=False, label=t("lora_data.ui.freq"), max_height=300)
+            # headers in the server's language: a Dataframe does not translate gr.I18n headers
+            c["freq"] = gr.Dataframe(headers=[ctx.t("lora_data.ui.freq_tag"), ctx.t("lora_data.ui.freq_count")],
+                                     value=[], interactive=False, label=t("lora_data.ui.freq"), max_height=300,
+                                     column_widths=["75%", "25%"], scale=1)
             c["stats"] = gr.Markdown()
         c["save_btn"] = gr.Button(t("lora_data.ui.save"), variant="primary")
         c["editor_status"] = gr.Markdown()
