@@ -14,7 +14,7 @@ def _fixed_loss(tiny, image_dir, lora_state=None, target="attn") -> float:
 
     from modules.lora_training.train import dataset as ds
     from modules.lora_training.train import lora_setup
-    from modules.lora_training.train.model_loading import encode_prompt, time_ids, tokenize
+    from core.sdxl import encode_prompt, time_ids, tokenize
     from modules.lora_training.train.sampler import validation_loss
     from modules.lora_training.train.step import diffusion_loss
     from diffusers import DDPMScheduler

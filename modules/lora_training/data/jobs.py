@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from core.module import JobKind
+from core.params import MAX_ITEMS, MAX_NAME, MAX_PROMPT, StrictParams
 
 from .captioners.base import DEFAULT_VLM_PROMPT
 
@@ -19,13 +20,13 @@ CaptionTask = Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION
 CaptionerKind = Literal["florence", "wd14", "vlm", "combined"]
 
 
-class PrepareParams(BaseModel):
+class PrepareParams(StrictParams):
     """Import images into `LORA_PROJECTS_DIR/<project>/data/<concept>/`."""
 
-    project: str = Field(min_length=1, max_length=200)
-    concept: str = Field(default="default", min_length=1, max_length=200)
+    project: str = Field(min_length=1, max_length=MAX_NAME)
+    concept: str = Field(default="default", min_length=1, max_length=MAX_NAME)
     source_dir: str = ""  # a folder, read only
-    files: list[str] = Field(default_factory=list)  # or uploaded files (captions .txt matched by name)
+    files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)  # or uploaded files (captions .txt matched by name)
     resolution: int = Field(default=1024, ge=256, le=4096)
     mode: Literal["buckets", "crop"] = "buckets"
     min_size: int = Field(default=256, ge=64, le=4096)
@@ -43,28 +44,33 @@ class PrepareParams(BaseModel):
         return v
 
 
-class CaptionParams(BaseModel):
-    """Caption the prepared images of a project (Florence-2, a WD14 tagger, a VLM, or tags + sentence)."""
+class CaptionSettings(StrictParams):
+    """Which captioner and its settings (also `lora.prepare_and_train`'s `caption_settings`)."""
 
-    project: str = Field(min_length=1, max_length=200)
-    concept: str = ""  # empty = every concept of the project
     kind: CaptionerKind = "florence"
-    # folder, name under CAPTIONERS_DIR, or hub id; empty = the kind's default model setting.
-    # For `combined`: the sentence model (of `sentence_kind`).
-    model: str = Field(default="", max_length=1000)
-    tagger_model: str = Field(default="", max_length=1000)  # combined: the WD14 tagger
+    tagger_model: str = ""  # combined: the WD14 tagger
     sentence_kind: Literal["florence", "vlm"] = "florence"  # combined: who writes the sentence
-    task: CaptionTask = "<DETAILED_CAPTION>"
-    prompt: str = Field(default=DEFAULT_VLM_PROMPT, min_length=1, max_length=2000)  # vlm
+    prompt: str = Field(default=DEFAULT_VLM_PROMPT, min_length=1, max_length=MAX_PROMPT)  # vlm
     general_threshold: float = Field(default=0.35, ge=0.0, le=1.0)  # wd14
     character_threshold: float = Field(default=0.85, ge=0.0, le=1.0)  # wd14
     include_rating: bool = False  # wd14
-    blacklist: str = Field(default="", max_length=5000)  # wd14: comma-separated tags never written
+    blacklist: str = ""  # wd14: comma-separated tags never written
     tag_order: Literal["booru", "confidence"] = "booru"  # wd14
-    trigger_word: str = Field(default="", max_length=200)
+    max_new_tokens: int = Field(default=256, ge=8, le=1024)  # florence, vlm
+
+
+class CaptionParams(CaptionSettings):
+    """Caption the prepared images of a project (Florence-2, a WD14 tagger, a VLM, or tags + sentence)."""
+
+    project: str = Field(min_length=1, max_length=MAX_NAME)
+    concept: str = Field("", max_length=MAX_NAME)  # empty = every concept of the project
+    # folder, name under CAPTIONERS_DIR, or hub id; empty = the kind's default model setting.
+    # For `combined`: the sentence model (of `sentence_kind`).
+    model: str = ""
+    task: CaptionTask = "<DETAILED_CAPTION>"
+    trigger_word: str = Field(default="", max_length=MAX_NAME)
     overwrite: bool = False
     batch_size: int = Field(default=4, ge=1, le=64)
-    max_new_tokens: int = Field(default=256, ge=8, le=1024)
     num_beams: int = Field(default=3, ge=1, le=8)
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     resume_from: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")  # a stopped caption job

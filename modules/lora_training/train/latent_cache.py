@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from modules.lora_training.train.dataset import Item, image_digest, load_pixels
-from modules.lora_training.train.model_loading import encode_prompt, tokenize
+from core.sdxl import encode_prompt, tokenize
 
 
 def _key(*parts: str) -> str:

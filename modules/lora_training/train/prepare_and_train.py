@@ -9,31 +9,29 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from core.errors import StudioError
+from core.params import MAX_ITEMS, MAX_NAME, StrictParams
+from modules.lora_training.data.jobs import CaptionSettings
 from modules.lora_training.train.config import TrainParams
 
 
-class PrepareAndTrainParams(BaseModel):
+class PrepareAndTrainParams(StrictParams):
     train: TrainParams = Field(default_factory=TrainParams)
     source_dir: str = Field("", description="folder to import from (never modified); empty = use prepared data")
-    files: list[str] = Field(default_factory=list, description="or uploaded files")
-    concept: str = Field("default", min_length=1, max_length=200)
+    files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, description="or uploaded files")
+    concept: str = Field("default", min_length=1, max_length=MAX_NAME)
     mode: Literal["buckets", "crop"] = "buckets"
     caption: bool = True
     caption_task: Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"] = "<DETAILED_CAPTION>"
     caption_model: str = ""
     overwrite_captions: bool = False
-    # the other `lora.caption` fields (kind, tagger_model, prompt, thresholds...), checked by CaptionParams
-    caption_settings: dict = Field(default_factory=dict)
+    # which captioner and its settings (kind, tagger_model, prompt, thresholds...)
+    caption_settings: CaptionSettings = Field(default_factory=CaptionSettings)
 
 
 def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> dict:
-    try:
-        from modules.lora_training import data as data_side
-    except ImportError as exc:
-        raise StudioError("lora.data_side_missing") from exc
+    from modules.lora_training import data as data_side
     from modules.lora_training.train.trainer import train
 
     tp = params.train
@@ -46,7 +44,7 @@ def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> 
         return {**result, "stopped": True}
     if params.caption:
         result["caption"] = data_side.run_caption(job, data_side.CaptionParams(**{
-            **params.caption_settings, "project": tp.project, "concept": params.concept,
+            **params.caption_settings.model_dump(), "project": tp.project, "concept": params.concept,
             "model": params.caption_model, "task": params.caption_task, "trigger_word": tp.trigger_word,
             "overwrite": params.overwrite_captions}), ctx)
     if job.should_stop():
