@@ -26,7 +26,8 @@ def models(tmp_path_factory) -> dict:
     wd, w, b = make_tiny_wd14(root / "tiny-wd14")
     fixed, fw, fb = make_tiny_wd14(root / "tiny-wd14-b1", seed=1, fixed_batch=True)
     return {"wd14": wd, "w": w, "b": b, "wd14_b1": fixed, "fw": fw, "fb": fb,
-            "vlm": make_tiny_qwen_vl(root / "tiny-qwen-vl"), "florence": make_tiny_florence(root / "tiny-florence")}
+            "vlm": make_tiny_qwen_vl(root / "tiny-qwen-vl"), "florence": make_tiny_florence(root / "tiny-florence"),
+            "qwen3_vl": make_tiny_qwen_vl(root / "tiny-qwen3-vl", side=64, family="qwen3_vl")}
 
 
 def _images(n: int) -> list[Image.Image]:
@@ -91,12 +92,14 @@ def test_wd14_loads_batches_and_matches_reference(models, bare_ctx) -> None:
     np.testing.assert_allclose(out[2], reference_probs(imgs[2], models["fw"], models["fb"]), rtol=1e-4, atol=1e-5)
 
 
-def test_vlm_batched_equals_one_by_one(models, bare_ctx) -> None:
+@pytest.mark.parametrize("family,cls", [("vlm", "Qwen2_5_VLForConditionalGeneration"),
+                                        ("qwen3_vl", "Qwen3VLForConditionalGeneration")])
+def test_vlm_batched_equals_one_by_one(models, bare_ctx, family, cls) -> None:
     import torch
 
-    vlm = load_one("vlm", "", bare_ctx.path("CAPTIONERS_DIR"), str(models["vlm"]),  # the default: a path
+    vlm = load_one("vlm", "", bare_ctx.path("CAPTIONERS_DIR"), str(models[family]),  # the default: a path
                    "cpu", torch.float32)
-    assert type(vlm.model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert type(vlm.model).__name__ == cls
     imgs = _images(3)  # three sizes: three different numbers of image tokens, left padding
     inputs = vlm.inputs(imgs, "describe this image in one sentence.")
     n_img = (inputs["input_ids"] == vlm.image_token_id).sum(1).tolist()

@@ -104,3 +104,17 @@ def test_locale_keys_complete() -> None:
     for reason in ("upscaled", "small_for_bucket", "caption_encoding", "caption_unreadable"):
         used.add(f"lora_data.warn.{reason}")
     assert used - set(en) == set()
+
+
+def test_captioner_kind_lists_its_models(bare_ctx) -> None:
+    from tests.lora_training.tiny_wd14 import make_tiny_wd14
+
+    make_tiny_wd14(bare_ctx.path("CAPTIONERS_DIR") / "my-tagger")
+    choices, value = ui.model_choices(bare_ctx, "wd14")
+    assert choices[0] == "my-tagger" and value == "my-tagger" and "SmilingWolf/wd-eva02-large-tagger-v3" in choices
+    assert "my-tagger" not in ui.model_choices(bare_ctx, "florence")[0]
+    model, tagger, sentence, florence, vlm, tags = ui.on_kind(bare_ctx, "combined")
+    assert tagger["visible"] and sentence["visible"] and tags["visible"] and not florence["visible"]
+    assert tagger["value"] == "my-tagger" and "my-tagger" not in model["choices"]
+    model, tagger, sentence, florence, vlm, tags = ui.on_kind(bare_ctx, "vlm")
+    assert vlm["visible"] and not tags["visible"] and model["value"] == "Qwen/Qwen2.5-VL-3B-Instruct"
