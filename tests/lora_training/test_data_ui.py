@@ -118,3 +118,16 @@ def test_captioner_kind_lists_its_models(bare_ctx) -> None:
     assert tagger["value"] == "my-tagger" and "my-tagger" not in model["choices"]
     model, tagger, sentence, florence, vlm, tags = ui.on_kind(bare_ctx, "vlm")
     assert vlm["visible"] and not tags["visible"] and model["value"] == "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
+def test_small_resolution_accepted_and_bad_one_names_the_field(ctx, tmp_path: Path) -> None:
+    """Issue 18.8: 128 px test runs are allowed; a bad resolution says which field is wrong."""
+    from modules.lora_training.data.ui_data import start_prepare
+
+    src = tmp_path / "src"
+    src.mkdir()
+    job, msg = start_prepare(ctx, "p", "c", str(src), [], 100, "buckets", 64, False, True, True)
+    assert job == "" and "resolution" in msg
+    job, msg = start_prepare(ctx, "p", "c", str(src), [], 128, "buckets", 64, False, True, True)
+    assert job and ctx.store.get_job(job)["params"]["resolution"] == 128
+    ctx.jobs.wait(job, timeout=60)

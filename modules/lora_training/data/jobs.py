@@ -27,7 +27,7 @@ class PrepareParams(StrictParams):
     concept: str = Field(default="default", min_length=1, max_length=MAX_NAME)
     source_dir: str = ""  # a folder, read only
     files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)  # or uploaded files (captions .txt matched by name)
-    resolution: int = Field(default=1024, ge=256, le=4096)
+    resolution: int = Field(default=1024, ge=64, le=4096)
     mode: Literal["buckets", "crop"] = "buckets"
     min_size: int = Field(default=256, ge=64, le=4096)
     upscale_small: bool = False

@@ -39,7 +39,7 @@ def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> 
     if params.source_dir or params.files:
         result["prepare"] = data_side.run_prepare(job, data_side.PrepareParams(
             project=tp.project, concept=params.concept, source_dir=params.source_dir, files=params.files,
-            resolution=max(256, tp.resolution // 64 * 64), mode=params.mode), ctx)
+            resolution=max(64, tp.resolution // 64 * 64), mode=params.mode), ctx)
     if job.should_stop():
         return {**result, "stopped": True}
     if params.caption:
