@@ -86,7 +86,7 @@ class ImageRecord:
     crop_top_left_yx: list[int]
     target_size_hw: list[int]
     upscaled: bool = False
-    caption_source: str = "none"  # "copied" | "florence" | "edited" | "none"
+    caption_source: str = "none"  # "copied" | a captioner kind ("florence", "wd14", "vlm", "combined") | "edited" | "none"
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
