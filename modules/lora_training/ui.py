@@ -194,7 +194,7 @@ def build_ui(ctx) -> None:
                                                            "resume_from": "latest"}),
                      inputs=form, outputs=panel.job_id)
     if data:
-        from modules.lora_training.data.ui_data import CAPTION_EXTRA
+        from modules.lora_training.data.ui_data import CAPTION_EXTRA, caption_settings
 
         extra = [data[k] for k in ("source_dir", "files", "concept", "mode", "caption_task", "caption_model",
                                    "overwrite", *CAPTION_EXTRA)]
@@ -202,7 +202,7 @@ def build_ui(ctx) -> None:
         def prepare_and_train(*v):
             n = len(form)
             src, files, concept, mode, task, model, overwrite = v[n:n + 7]
-            settings = {("kind" if k == "caption_kind" else k): x for k, x in zip(CAPTION_EXTRA, v[n + 7:])}
+            settings = caption_settings(dict(zip(CAPTION_EXTRA, v[n + 7:])))
             paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
             return submit(ctx, "lora.prepare_and_train", {
                 "train": collect(v[0], v[1], v[2], list(v[3:n])), "source_dir": (src or "").strip(),

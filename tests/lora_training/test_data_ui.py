@@ -40,6 +40,8 @@ def test_ui_builds_and_handlers_work(bare_ctx, tmp_path: Path) -> None:
     job_id, msg = ui.start_caption(bare_ctx, "nothing here", "c", "", "<CAPTION>", "sks", False, 2,
                                    caption_kind="wd14", general_threshold=1.5)
     assert job_id == "" and "general_threshold" in msg  # a bad field is named
+    assert ui.caption_settings({"caption_kind": "wd14", "blacklist": None, "prompt": "p"}) == {"kind": "wd14",
+                                                                                             "prompt": "p"}
     job_id, msg = ui.start_prepare(bare_ctx, "../bad", "c", str(src), None, 256, "buckets", 128, False, True, True)
     assert job_id == "" and msg.startswith("⚠️") and "../bad" in msg
     job_id, msg = ui.start_prepare(bare_ctx, "ui proj", "c", "", None, 256, "buckets", 128, False, True, True)

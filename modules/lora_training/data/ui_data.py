@@ -54,12 +54,16 @@ def start_prepare(ctx, project, concept, source_dir, files, resolution, mode, mi
     return job_id, ctx.t("lora_data.ui.started", job=job_id)
 
 
+def caption_settings(values: dict) -> dict:
+    """Form values of CAPTION_EXTRA -> CaptionSettings fields: `caption_kind` is `kind`, and a
+    field the browser sent no value for (None, e.g. in a hidden group) keeps its default."""
+    return {("kind" if k == "caption_kind" else k): v for k, v in values.items() if v is not None}
+
+
 def start_caption(ctx, project, concept, model, task, trigger, overwrite, batch_size, **extra) -> tuple[str, str]:
     """Submit `lora.caption`; `extra`: the other CaptionParams fields (`caption_kind` = `kind`)."""
     try:
-        fields = {k: v for k, v in extra.items() if v is not None}
-        if "caption_kind" in fields:
-            fields["kind"] = fields.pop("caption_kind")
+        fields = caption_settings(extra)
         params = CaptionParams(project=project or "", concept=concept or "", model=model or "", task=task,
                                trigger_word=trigger or "", overwrite=bool(overwrite), batch_size=int(batch_size),
                                **fields)
