@@ -36,7 +36,7 @@ def test_ui_builds_and_handlers_work(bare_ctx, tmp_path: Path) -> None:
     (src / "p0.txt").write_text("sks, a dog, red collar", encoding="utf-8")
 
     job_id, msg = ui.start_caption(bare_ctx, "nothing here", "c", "", "<CAPTION>", "sks", False, 2)
-    assert job_id == "" and "nothing_here" in msg
+    assert job_id == "" and "“nothing here”" in msg  # names kept as typed (core.paths)
     job_id, msg = ui.start_caption(bare_ctx, "nothing here", "c", "", "<CAPTION>", "sks", False, 2,
                                    caption_kind="wd14", general_threshold=1.5)
     assert job_id == "" and "general_threshold" in msg  # a bad field is named
@@ -83,7 +83,7 @@ def test_ui_builds_and_handlers_work(bare_ctx, tmp_path: Path) -> None:
     _, status = ed.bulk_edit(bare_ctx, "replace", {"find": "(", "replace": "", "regex": True}, caps, original)[1:3]
     assert "⚠️" in status
     original, status = ed.save_all(bare_ctx, "ui proj", caps, original)
-    d = bare_ctx.path("LORA_PROJECTS_DIR") / "ui_proj" / "data" / "c"
+    d = bare_ctx.path("LORA_PROJECTS_DIR") / "ui proj" / "data" / "c"  # the name as typed
     assert (d / "p0.txt").read_text(encoding="utf-8") == "sks, blue scarf"
     assert (d / "p1.txt").read_text(encoding="utf-8") == "sks, a cat"
     assert (d / "p2.txt").read_text(encoding="utf-8") == "sks"

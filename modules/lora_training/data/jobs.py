@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 
 from core.module import JobKind
 from core.params import MAX_ITEMS, MAX_NAME, MAX_PROMPT, StrictParams
+from core.paths import SafeName
 
 from .captioners.base import DEFAULT_VLM_PROMPT
 
@@ -23,8 +24,8 @@ CaptionerKind = Literal["florence", "wd14", "vlm", "combined"]
 class PrepareParams(StrictParams):
     """Import images into `LORA_PROJECTS_DIR/<project>/data/<concept>/`."""
 
-    project: str = Field(min_length=1, max_length=MAX_NAME)
-    concept: str = Field(default="default", min_length=1, max_length=MAX_NAME)
+    project: SafeName = Field(min_length=1, max_length=MAX_NAME)
+    concept: SafeName = Field(default="default", min_length=1, max_length=MAX_NAME)
     source_dir: str = ""  # a folder, read only
     files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)  # or uploaded files (captions .txt matched by name)
     resolution: int = Field(default=1024, ge=64, le=4096)
@@ -62,8 +63,8 @@ class CaptionSettings(StrictParams):
 class CaptionParams(CaptionSettings):
     """Caption the prepared images of a project (Florence-2, a WD14 tagger, a VLM, or tags + sentence)."""
 
-    project: str = Field(min_length=1, max_length=MAX_NAME)
-    concept: str = Field("", max_length=MAX_NAME)  # empty = every concept of the project
+    project: SafeName = Field(min_length=1, max_length=MAX_NAME)
+    concept: SafeName = Field("", max_length=MAX_NAME)  # empty = every concept of the project
     # folder, name under CAPTIONERS_DIR, or hub id; empty = the kind's default model setting.
     # For `combined`: the sentence model (of `sentence_kind`).
     model: str = ""

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from core.params import MAX_ITEMS, MAX_NAME, StrictParams
+from core.paths import SafeName
 from modules.lora_training.data.jobs import CaptionSettings
 from modules.lora_training.train.config import TrainParams
 
@@ -20,7 +21,7 @@ class PrepareAndTrainParams(StrictParams):
     train: TrainParams = Field(default_factory=TrainParams)
     source_dir: str = Field("", description="folder to import from (never modified); empty = use prepared data")
     files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, description="or uploaded files")
-    concept: str = Field("default", min_length=1, max_length=MAX_NAME)
+    concept: SafeName = Field("default", min_length=1, max_length=MAX_NAME)
     mode: Literal["buckets", "crop"] = "buckets"
     caption: bool = True
     caption_task: Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"] = "<DETAILED_CAPTION>"
