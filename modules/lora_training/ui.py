@@ -317,17 +317,21 @@ def build_ui(ctx) -> None:
                                                            "resume_from": "latest"}),
                      inputs=form, outputs=panel.job_id)
     if data:
+        from modules.lora_training.data.ui_data import CAPTION_EXTRA, caption_settings
+
         extra = [data[k] for k in ("source_dir", "files", "concept", "mode", "caption_task", "caption_model",
-                                   "overwrite")]
+                                   "overwrite", *CAPTION_EXTRA)]
 
         def prepare_and_train(*v):
             n = len(form)
-            src, files, concept, mode, task, model, overwrite = v[n:]
+            src, files, concept, mode, task, model, overwrite = v[n:n + 7]
+            settings = caption_settings(dict(zip(CAPTION_EXTRA, v[n + 7:])))
             paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
             return submit_or_ask(ctx, "lora.prepare_and_train", {
                 "train": collect(v[0], v[1], v[2], list(v[3:n])), "source_dir": (src or "").strip(),
                 "files": paths, "concept": concept or "default", "mode": mode, "caption": True,
-                "caption_task": task, "caption_model": model or "", "overwrite_captions": bool(overwrite)})
+                "caption_task": task, "caption_model": model or "", "overwrite_captions": bool(overwrite),
+                "caption_settings": settings})
 
         prep_btn.click(prepare_and_train, inputs=form + extra, outputs=asked)
     panel.job_id.change(lambda: list_loras(ctx), outputs=loras)

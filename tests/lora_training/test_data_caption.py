@@ -12,7 +12,7 @@ from PIL import Image
 from core.errors import StudioError
 from core.jobs import ConsoleJob
 from modules.lora_training.data import DATA_JOB_KINDS
-from modules.lora_training.data.captioner import apply_trigger, load_florence
+from modules.lora_training.data.captioners import apply_trigger, load_one
 from modules.lora_training.data.jobs import CaptionParams, run_caption
 
 from tests.lora_training.tiny_florence import make_tiny_florence
@@ -99,9 +99,10 @@ def test_caption_stop_within_one_image(studio) -> None:
 def test_captioner_missing_is_clear(tmp_path: Path, bare_ctx) -> None:
     for ref in ("nobody/no-such-florence", str(tmp_path / "missing" / "folder")):
         with pytest.raises(StudioError) as e:
-            load_florence(ref, bare_ctx.path("CAPTIONERS_DIR"), "", "cpu", None)
+            load_one("florence", ref, bare_ctx.path("CAPTIONERS_DIR"), "", "cpu", None)
         assert e.value.key == "lora_data.captioner_missing"
         assert str(bare_ctx.path("CAPTIONERS_DIR")) in e.value.params["folder"]
+        assert "config.json" in e.value.params["files"]
     job = bare_ctx.jobs  # a caption job on a project that does not exist fails with a clear key
     for kind in DATA_JOB_KINDS:
         job.register(kind)

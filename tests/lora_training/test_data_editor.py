@@ -70,3 +70,32 @@ def test_load_and_save(tmp_path: Path) -> None:
         save_captions(project, {str(tmp_path / "evil.png"): "x"})
     assert e.value.key == "lora_data.outside_project"
     assert not (tmp_path / "evil.txt").exists()
+
+
+def test_dataset_tag_tools() -> None:
+    from modules.lora_training.data.captions import caption_stats, filter_by_tag, rename_tag, tag_frequency
+
+    caps = {"a": "sks, 1girl, long hair, smile", "b": "sks, 1girl, Long_Hair", "c": "sks, 1boy, smile, long hair",
+            "d": ""}
+    assert tag_frequency(caps) == [("sks", 3), ("1girl", 2), ("long hair", 2), ("smile", 2), ("1boy", 1),
+                                   ("Long_Hair", 1)]  # most frequent first, then by name
+    freq = dict(tag_frequency(caps))
+    assert freq["sks"] == 3 and freq["smile"] == 2 and freq["1boy"] == 1 and "" not in freq
+    out, n = rename_tag(caps, "long hair", "long_hair")
+    assert n == 2 and out["a"] == "sks, 1girl, long_hair, smile" and out["b"] == caps["b"]  # Long_Hair is another tag
+    out, n = rename_tag(caps, "1girl", "sks")  # renaming onto a present tag leaves no duplicate
+    assert out["a"] == "sks, long hair, smile" and out["b"] == "sks, Long_Hair" and n == 2
+    with pytest.raises(StudioError):
+        rename_tag(caps, "smile", "a, b")
+    assert filter_by_tag(caps, "1girl") == ["a", "b"]
+    assert filter_by_tag(caps, "smile, long hair") == ["a", "c"]
+    assert filter_by_tag(caps, "1girl", exclude=True) == ["c", "d"]
+    assert filter_by_tag(caps, "") == ["a", "b", "c", "d"]
+    only = filter_by_tag(caps, "1girl")
+    out, n = add_tag(caps, "solo", "end", only=only)
+    assert n == 2 and out["a"].endswith(", solo") and out["c"] == caps["c"] and out["d"] == ""
+    out, n = remove_tag(caps, "smile", only=only)
+    assert n == 1 and out["a"] == "sks, 1girl, long hair" and out["c"] == caps["c"]
+    s = caption_stats(caps)
+    assert (s["captions"], s["empty"], s["tags_min"], s["tags_max"], s["tags_mean"]) == (4, 1, 0, 4, 2.8)
+    assert s["chars_max"] == len("sks, 1girl, long hair, smile") and s["words_min"] == 0

@@ -287,7 +287,7 @@ def test_importer_aligns_masks_and_reads_kohya_folders(tmp_path):
     assert img.shape == mask.shape == (256, 256)
     assert np.abs(img - mask).max() <= 32  # same resize + crop: aligned (filters differ only at the edge)
     assert 0 < (mask > 128).mean() < 1
-    from modules.lora_training.data.captioner import prepared_images
+    from modules.lora_training.data.project import prepared_images
 
     assert [p.name for p in prepared_images(project, "mychar")] == ["wide.png"]  # masks are not captioned
     items = scan(project.data_dir, 256)  # the trainer reads concept + repeats from the manifest

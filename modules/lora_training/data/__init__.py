@@ -13,7 +13,11 @@ Interface for the LoRA training module (`modules/lora_training/__init__.py`, `ui
   `caption_task`, `caption_model`, `overwrite`, `prepare_btn`, `caption_btn`, `status`
   (Markdown: a finished job's summary and skipped files), `panel` (the `JobPanel` that
   follows the jobs started here; pass the tab's own panel to share it) and `job_id`
-  (= `panel.job_id`), plus the editor's `gallery`, `caption_box`, `save_btn`.
+  (= `panel.job_id`), the captioner's `caption_kind` and the other settings named in
+  `ui_data.CAPTION_EXTRA` (their values map onto `CaptionSettings`, `caption_kind` -> `kind`),
+  plus the editor's `gallery`, `caption_box`, `freq`, `stats`, `save_btn`.
+- Captioners (`.captioners`): Florence-2, WD14 ONNX taggers, Qwen-VL, combined; see
+  docs/lora_data.md.
 - `Project` (`.project`): folder layout (`data_dir`, `cache_dir`, `checkpoints_dir`,
   `samples_dir`, `manifest_path`) and `records(concept)` -> `ImageRecord`s with
   `original_size_hw`, `crop_top_left_yx`, `target_size_hw` for SDXL time ids; the same

@@ -12,10 +12,13 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from core.module import JobKind
-from core.params import MAX_ITEMS, MAX_NAME, StrictParams
+from core.params import MAX_ITEMS, MAX_NAME, MAX_PROMPT, StrictParams
 from core.paths import SafeName
 
+from .captioners.base import DEFAULT_VLM_PROMPT
+
 CaptionTask = Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"]
+CaptionerKind = Literal["florence", "wd14", "vlm", "combined"]
 
 
 class PrepareParams(StrictParams):
@@ -44,19 +47,36 @@ class PrepareParams(StrictParams):
         return v
 
 
-class CaptionParams(StrictParams):
-    """Caption the prepared images of a project with Florence-2."""
+class CaptionSettings(StrictParams):
+    """Which captioner and its settings (also `lora.prepare_and_train`'s `caption_settings`)."""
+
+    kind: CaptionerKind = "florence"
+    tagger_model: str = ""  # combined: the WD14 tagger
+    sentence_kind: Literal["florence", "vlm"] = "florence"  # combined: who writes the sentence
+    prompt: str = Field(default=DEFAULT_VLM_PROMPT, min_length=1, max_length=MAX_PROMPT)  # vlm
+    general_threshold: float = Field(default=0.35, ge=0.0, le=1.0)  # wd14
+    character_threshold: float = Field(default=0.85, ge=0.0, le=1.0)  # wd14
+    include_rating: bool = False  # wd14
+    blacklist: str = ""  # wd14: comma-separated tags never written
+    tag_order: Literal["booru", "confidence"] = "booru"  # wd14
+    max_new_tokens: int = Field(default=256, ge=8, le=1024)  # florence, vlm
+
+
+class CaptionParams(CaptionSettings):
+    """Caption the prepared images of a project (Florence-2, a WD14 tagger, a VLM, or tags + sentence)."""
 
     project: SafeName = Field(min_length=1, max_length=MAX_NAME)
     concept: SafeName = Field("", max_length=MAX_NAME)  # empty = every concept of the project
-    model: str = ""  # folder, name under CAPTIONERS_DIR, or hub id; empty = DEFAULT_CAPTION_MODEL
+    # folder, name under CAPTIONERS_DIR, or hub id; empty = the kind's default model setting.
+    # For `combined`: the sentence model (of `sentence_kind`).
+    model: str = ""
     task: CaptionTask = "<DETAILED_CAPTION>"
     trigger_word: str = Field(default="", max_length=MAX_NAME)
     overwrite: bool = False
     batch_size: int = Field(default=4, ge=1, le=64)
-    max_new_tokens: int = Field(default=256, ge=8, le=1024)
     num_beams: int = Field(default=3, ge=1, le=8)
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    resume_from: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")  # a stopped caption job
 
 
 def _write_report(job, name: str, data: dict) -> None:
@@ -105,10 +125,48 @@ def _run_kohya(job, params: PrepareParams, project, opts) -> dict:
             "project_dir": str(project.dir)}
 
 
+PROGRESS_FILE = "caption_progress.json"
+
+
+def _done_before(job, job_id: str) -> list[str]:
+    """Images a stopped caption job had written (its progress file), for a resume."""
+    import json
+
+    if not job_id:
+        return []
+    try:
+        return list(json.loads((job.workdir.parent / job_id / PROGRESS_FILE).read_text(encoding="utf-8"))["done"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def caption_options(params: CaptionParams):
+    from .captioners import CaptionOptions
+
+    prompt_changed = params.prompt != DEFAULT_VLM_PROMPT
+    return CaptionOptions(kind=params.kind, task=params.task, max_new_tokens=params.max_new_tokens,
+                          num_beams=params.num_beams, prompt=params.prompt,
+                          general_threshold=params.general_threshold,
+                          character_threshold=params.character_threshold, include_rating=params.include_rating,
+                          blacklist=tuple(t.strip() for t in params.blacklist.split(",") if t.strip()),
+                          tag_order=params.tag_order, sentence_kind=params.sentence_kind,
+                          trigger_word=params.trigger_word, overwrite=params.overwrite,
+                          batch_size=params.batch_size, extra={"custom_prompt": prompt_changed})
+
+
+def caption_defaults(ctx) -> dict[str, str]:
+    """The default model of each kind: its setting, else the built-in hub id."""
+    from .captioners import CONFIG_KEYS, DEFAULT_MODELS
+
+    return {k: str(ctx.config.get(CONFIG_KEYS[k], "") or DEFAULT_MODELS[k]) for k in DEFAULT_MODELS}
+
+
 def run_caption(job, params: CaptionParams, ctx) -> dict:
     import torch
 
-    from .captioner import CaptionOptions, caption_project, load_florence
+    from .captioners import load_captioner
+    from .captioners.run import caption_project
+    from .fileio import write_json_atomic
     from .project import Project
 
     project = Project.from_ctx(ctx, params.project)
@@ -120,21 +178,30 @@ def run_caption(job, params: CaptionParams, ctx) -> dict:
     # fp32 on CPU; on MPS fp16 Florence-2 is known to produce empty/garbled text
     dtype = torch.float32 if device in ("cpu", "mps") else ctx.models.dtype(params.precision)
     captioners = ctx.path("CAPTIONERS_DIR")
-    default = ctx.config.get("DEFAULT_CAPTION_MODEL", "")
-    key = f"florence:{params.model or default}"
+    defaults = caption_defaults(ctx)
+    shown = params.model or defaults.get(params.sentence_kind if params.kind == "combined" else params.kind, "")
+    if params.kind == "combined":
+        shown = f"{params.tagger_model or defaults['wd14']} + {shown}"
+    key = f"captioner:{params.kind}:{params.model}:{params.tagger_model}:{params.sentence_kind}"
     # own owner id: releasing the captioner must not release what a calling job (the
     # trainer's prepare-and-train) has loaded under its own id
     owner = f"{job.id}:captioner"
 
     def factory():
-        job.info(job.t("lora_data.log.caption_load", model=params.model or default, device=device))
-        return ctx.models.load(owner, key, lambda: load_florence(params.model, captioners, default, device, dtype))
+        job.info(job.t("lora_data.log.caption_load", model=shown, device=device))
 
-    opts = CaptionOptions(task=params.task, trigger_word=params.trigger_word, overwrite=params.overwrite,
-                          batch_size=params.batch_size, max_new_tokens=params.max_new_tokens,
-                          num_beams=params.num_beams)
+        def load():
+            return load_captioner(params.kind, params.model, captioners, defaults, device, dtype,
+                                  tagger_model=params.tagger_model, sentence_kind=params.sentence_kind,
+                                  log=lambda repo: job.info(job.t("lora_data.log.caption_download", model=repo)))
+        return ctx.models.load(owner, key, load)
+
+    def on_batch(done: list[str]) -> None:  # what a resume of this job will skip
+        write_json_atomic(job.workdir / PROGRESS_FILE, {"done": done})
+
     try:
-        report = caption_project(project, params.concept or None, factory, opts, job=job)
+        report = caption_project(project, params.concept or None, factory, caption_options(params), job=job,
+                                 skip=_done_before(job, params.resume_from), on_batch=on_batch)
     finally:
         ctx.models.release(owner, include_kept=True)  # never stays loaded: training comes next
     _write_report(job, "caption_report.json", report.to_json())
@@ -143,7 +210,13 @@ def run_caption(job, params: CaptionParams, ctx) -> dict:
     return {**s, "project_dir": str(project.dir)}
 
 
+def resume_caption(old: dict, old_id: str, ctx) -> dict:
+    """A stopped caption job continues: same settings, the images it wrote are skipped."""
+    return {**old, "resume_from": old_id}
+
+
 DATA_JOB_KINDS = [
     JobKind(name="lora.prepare", params=PrepareParams, run=run_prepare, gpu=False, title_key="lora_data.job.prepare"),
-    JobKind(name="lora.caption", params=CaptionParams, run=run_caption, gpu=True, title_key="lora_data.job.caption"),
+    JobKind(name="lora.caption", params=CaptionParams, run=run_caption, gpu=True, title_key="lora_data.job.caption",
+            resume=resume_caption),
 ]

@@ -65,7 +65,7 @@ class ImageRecord:
     crop_top_left_yx: list[int]
     target_size_hw: list[int]
     upscaled: bool = False
-    caption_source: str = "none"  # "copied" | "florence" | "edited" | "none"
+    caption_source: str = "none"  # "copied" | a captioner kind ("florence", "wd14", "vlm", "combined") | "edited" | "none"
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -199,3 +199,19 @@ def list_projects(root: str | Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "project.json").is_file())
+
+
+def prepared_images(project: Project, concept: str | None = None) -> list[Path]:
+    """Every image in the project's concept folders (or one concept), sorted; loss masks
+    (`name.mask.png`) are not images to caption."""
+    from ..train.concepts import is_mask_path
+    from .imaging import is_image_name
+
+    names = [project.concept_dir(concept).name] if concept else project.concepts()
+    out: list[Path] = []
+    for name in names:
+        d = project.data_dir / name
+        if d.is_dir():
+            out += sorted(p for p in d.iterdir() if p.is_file() and is_image_name(p) and not p.name.startswith(".")
+                          and not is_mask_path(p))
+    return out

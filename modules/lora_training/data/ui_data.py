@@ -1,10 +1,11 @@
-"""Gradio section for LoRA data: import, Florence-2 captions, caption editor.
+"""Gradio section for LoRA data: import, automatic captions (Florence-2, WD14 tagger, VLM,
+tags + sentence), and the caption editor (`ui_editor`).
 
 Built by `build_data_ui(ctx)` inside the LoRA tab (the trainer's `ui.py` places it and may
 reuse its components, returned by name). Buttons submit `lora.prepare` / `lora.caption`
 jobs to the shell's job runner (so they appear in the Jobs tab, survive a page reload and
-can be stopped); when a job ends its summary appears below the forms. The editor works on an
-in-memory copy of the captions and writes only what changed when Save is clicked.
+can be stopped); when a job ends its summary appears below the forms. The captioner kind
+picks which settings are shown and which local models are listed.
 Handlers are plain module functions taking `ctx` first, so tests call them directly.
 """
 from __future__ import annotations
@@ -16,10 +17,13 @@ from pydantic import ValidationError
 
 from core.errors import StudioError, user_message
 
-from . import captions as ops
-from .captioner import TASKS, list_local_captioners
-from .jobs import CaptionParams, PrepareParams
+from .captioners import DEFAULT_MODELS, TASKS, list_local_captioners
+from .jobs import CaptionParams, PrepareParams, caption_defaults
 from .project import Project, list_projects
+from .ui_editor import build_editor, wire_editor
+
+CAPTION_EXTRA = ("caption_kind", "tagger_model", "sentence_kind", "prompt", "max_new_tokens", "general_threshold",
+                 "character_threshold", "include_rating", "blacklist", "tag_order")
 
 def _i18n(ctx):
     if ctx.i18n is None:
@@ -52,10 +56,19 @@ def start_prepare(ctx, project, concept, source_dir, files, resolution, mode, mi
     return job_id, ctx.t("lora_data.ui.started", job=job_id)
 
 
-def start_caption(ctx, project, concept, model, task, trigger, overwrite, batch_size) -> tuple[str, str]:
+def caption_settings(values: dict) -> dict:
+    """Form values of CAPTION_EXTRA -> CaptionSettings fields: `caption_kind` is `kind`, and a
+    field the browser sent no value for (None, e.g. in a hidden group) keeps its default."""
+    return {("kind" if k == "caption_kind" else k): v for k, v in values.items() if v is not None}
+
+
+def start_caption(ctx, project, concept, model, task, trigger, overwrite, batch_size, **extra) -> tuple[str, str]:
+    """Submit `lora.caption`; `extra`: the other CaptionParams fields (`caption_kind` = `kind`)."""
     try:
+        fields = caption_settings(extra)
         params = CaptionParams(project=project or "", concept=concept or "", model=model or "", task=task,
-                               trigger_word=trigger or "", overwrite=bool(overwrite), batch_size=int(batch_size))
+                               trigger_word=trigger or "", overwrite=bool(overwrite), batch_size=int(batch_size),
+                               **fields)
         project = Project.from_ctx(ctx, params.project)
         if not project.data_dir.is_dir():
             raise StudioError("lora_data.project_missing", project=project.name, path=str(project.dir))
@@ -63,6 +76,30 @@ def start_caption(ctx, project, concept, model, task, trigger, overwrite, batch_
     except (StudioError, ValidationError) as exc:
         return "", _err(ctx, exc)
     return job_id, ctx.t("lora_data.ui.started", job=job_id)
+
+
+def model_choices(ctx, kind: str) -> tuple[list[str], str]:
+    """(models listed for a captioner kind, the value to show): local folders, then the default."""
+    folder = ctx.path("CAPTIONERS_DIR")
+    defaults = caption_defaults(ctx)
+    if kind == "combined":
+        kinds = ("florence", "vlm")
+    else:
+        kinds = (kind if kind in DEFAULT_MODELS else "florence",)
+    local = [m for k in kinds for m in list_local_captioners(folder, k)]
+    extra = [defaults[k] for k in kinds if defaults.get(k) and defaults[k] not in local]
+    return local + extra, (local[0] if local else (extra[0] if extra else ""))
+
+
+def on_kind(ctx, kind: str):
+    """Kind changed: the model list and which settings are visible."""
+    choices, value = model_choices(ctx, kind)
+    tag_choices, tag_value = model_choices(ctx, "wd14")
+    uses_tags, uses_text = kind in ("wd14", "combined"), kind != "wd14"
+    return (gr.update(choices=choices, value=value, visible=uses_text or kind == "wd14"),
+            gr.update(choices=tag_choices, value=tag_value, visible=kind == "combined"),
+            gr.update(visible=kind == "combined"), gr.update(visible=kind == "florence"),
+            gr.update(visible=kind == "vlm"), gr.update(visible=uses_tags))
 
 
 def job_status(ctx, job_id: str) -> str:
@@ -96,62 +133,6 @@ def _skipped_table(ctx, job_id: str, limit: int = 30) -> list[str]:
                 for s in report.get("skipped", [])[:limit]]
         return ["", "| | | |", "|---|---|---|", *rows] if rows else []
     return []
-
-
-# -- editor ------------------------------------------------------------------------------
-def _gallery(captions: dict[str, str]) -> list[tuple[str, str]]:
-    return [(path, text) for path, text in captions.items()]
-
-
-def _changed_msg(ctx, n: int, captions: dict, original: dict) -> str:
-    pending = sum(captions.get(k) != original.get(k) for k in captions)
-    return ctx.t("lora_data.ui.changed", count=n, pending=pending)
-
-
-def load_editor(ctx, project, concept):
-    try:
-        items = ops.load_items(Project.from_ctx(ctx, project or ""), (concept or "").strip() or None)
-    except StudioError as exc:
-        return [], {}, {}, "", _err(ctx, exc)
-    caps = {str(i.image): i.caption for i in items}
-    return _gallery(caps), caps, dict(caps), "", ctx.t("lora_data.ui.loaded", count=len(caps))
-
-
-def select_image(captions: dict, evt: gr.SelectData):
-    keys = list(captions)
-    if evt is None or evt.index is None or not 0 <= int(evt.index) < len(keys):
-        return "", ""
-    key = keys[int(evt.index)]
-    return key, captions[key]
-
-
-def apply_edit(ctx, selected, text, captions, original):
-    if not selected or selected not in captions:
-        return gr.skip(), captions, ctx.t("lora_data.ui.no_selection")
-    caps, n = ops.set_caption(captions, selected, text or "")
-    return _gallery(caps), caps, _changed_msg(ctx, n, caps, original)
-
-
-def replace_all(ctx, find, replace, regex, case, captions, original):
-    try:
-        caps, n = ops.find_replace(captions, find or "", replace or "", bool(regex), bool(case))
-    except StudioError as exc:
-        return gr.skip(), captions, _err(ctx, exc)
-    return _gallery(caps), caps, _changed_msg(ctx, n, caps, original)
-
-
-def tag_all(ctx, tag, position, remove, captions, original, trigger=""):
-    caps, n = (ops.remove_tag(captions, tag or "") if remove
-               else ops.add_tag(captions, tag or "", position, keep_first=trigger or ""))
-    return _gallery(caps), caps, _changed_msg(ctx, n, caps, original)
-
-
-def save_all(ctx, project, captions, original):
-    try:
-        written = ops.save_captions(Project.from_ctx(ctx, project or ""), captions, original)
-    except StudioError as exc:
-        return original, _err(ctx, exc)
-    return dict(captions), ctx.t("lora_data.ui.saved", count=len(written))
 
 
 # -- layout ----------------------------------------------------------------------------------
@@ -192,49 +173,57 @@ def build_data_ui(ctx, panel=None) -> dict[str, Any]:
                                                  info=t("lora_data.ui.kohya_folders_info"))
             c["prepare_btn"] = gr.Button(t("lora_data.ui.prepare"), variant="secondary")
         with gr.Accordion(t("lora_data.ui.captions"), open=True):
-            default_model = ctx.config.get("DEFAULT_CAPTION_MODEL", "")
-            models = list_local_captioners(ctx.path("CAPTIONERS_DIR"))
-            with gr.Row():
-                c["caption_model"] = gr.Dropdown(choices=models + [default_model] if default_model else models,
-                                                 value=models[0] if models else default_model,
-                                                 allow_custom_value=True, label=t("lora_data.ui.caption_model"))
-                labels = ("lora_data.ui.task_caption", "lora_data.ui.task_detailed", "lora_data.ui.task_more_detailed")
-                c["caption_task"] = gr.Dropdown(choices=[(t(k), task) for k, task in zip(labels, TASKS)],
-                                                value="<DETAILED_CAPTION>", label=t("lora_data.ui.caption_task"))
-            with gr.Row():
-                c["trigger_word"] = gr.Textbox(label=t("lora_data.ui.trigger_word"), placeholder="sks")
-                c["overwrite"] = gr.Checkbox(value=False, label=t("lora_data.ui.overwrite"))
-                c["batch_size"] = gr.Slider(1, 32, value=4, step=1, label=t("lora_data.ui.batch_size"))
-            c["caption_btn"] = gr.Button(t("lora_data.ui.caption"), variant="secondary")
+            _caption_form(ctx, t, c)
         c["status"] = gr.Markdown()
         if panel is None:
             from core.ui.job_panel import JobPanel
 
             panel = JobPanel(ctx, kind_prefix="lora.", metrics=())
         c["panel"], c["job_id"] = panel, panel.job_id
-        with gr.Accordion(t("lora_data.ui.editor"), open=False):
-            c["load_btn"] = gr.Button(t("lora_data.ui.load"), size="sm")
-            c["gallery"] = gr.Gallery(label=t("lora_data.ui.gallery"), columns=6, height=360, allow_preview=False)
-            c["captions"], c["original"], c["selected"] = gr.State({}), gr.State({}), gr.State("")
-            c["caption_box"] = gr.Textbox(label=t("lora_data.ui.caption_box"), lines=3)
-            c["apply_btn"] = gr.Button(t("lora_data.ui.apply"), size="sm")
-            with gr.Row():
-                c["find"] = gr.Textbox(label=t("lora_data.ui.find"))
-                c["replace"] = gr.Textbox(label=t("lora_data.ui.replace"))
-                c["regex"] = gr.Checkbox(value=False, label=t("lora_data.ui.regex"))
-                c["case"] = gr.Checkbox(value=True, label=t("lora_data.ui.case_sensitive"))
-                c["replace_btn"] = gr.Button(t("lora_data.ui.replace_all"), size="sm")
-            with gr.Row():
-                c["tag"] = gr.Textbox(label=t("lora_data.ui.tag"))
-                c["position"] = gr.Radio(choices=[(t("lora_data.ui.pos_start"), "start"),
-                                                  (t("lora_data.ui.pos_end"), "end")],
-                                         value="start", label=t("lora_data.ui.position"))
-                c["add_tag_btn"] = gr.Button(t("lora_data.ui.add_tag"), size="sm")
-                c["remove_tag_btn"] = gr.Button(t("lora_data.ui.remove_tag"), size="sm")
-            c["save_btn"] = gr.Button(t("lora_data.ui.save"), variant="primary")
-            c["editor_status"] = gr.Markdown()
+        build_editor(ctx, t, c)
     _wire(ctx, c)
     return c
+
+
+def _caption_form(ctx, t, c: dict[str, Any]) -> None:
+    kinds = [(t("lora_data.ui.kind_florence"), "florence"), (t("lora_data.ui.kind_wd14"), "wd14"),
+             (t("lora_data.ui.kind_vlm"), "vlm"), (t("lora_data.ui.kind_combined"), "combined")]
+    c["caption_kind"] = gr.Radio(choices=kinds, value="florence", label=t("lora_data.ui.caption_kind"))
+    choices, value = model_choices(ctx, "florence")
+    tag_choices, tag_value = model_choices(ctx, "wd14")
+    with gr.Row():
+        c["caption_model"] = gr.Dropdown(choices=choices, value=value, allow_custom_value=True,
+                                         label=t("lora_data.ui.caption_model"))
+        c["tagger_model"] = gr.Dropdown(choices=tag_choices, value=tag_value, allow_custom_value=True,
+                                        label=t("lora_data.ui.tagger_model"), visible=False)
+        c["sentence_kind"] = gr.Radio(choices=[(t("lora_data.ui.kind_florence"), "florence"),
+                                               (t("lora_data.ui.kind_vlm"), "vlm")], value="florence",
+                                      label=t("lora_data.ui.sentence_kind"), visible=False)
+    with gr.Group(visible=True) as c["florence_group"]:
+        labels = ("lora_data.ui.task_caption", "lora_data.ui.task_detailed", "lora_data.ui.task_more_detailed")
+        c["caption_task"] = gr.Dropdown(choices=[(t(k), task) for k, task in zip(labels, TASKS)],
+                                        value="<DETAILED_CAPTION>", label=t("lora_data.ui.caption_task"))
+    with gr.Group(visible=False) as c["vlm_group"]:
+        c["prompt"] = gr.Textbox(value=CaptionParams.model_fields["prompt"].default, lines=2,
+                                 label=t("lora_data.ui.prompt"))
+        c["max_new_tokens"] = gr.Slider(8, 1024, value=256, step=8, label=t("lora_data.ui.max_new_tokens"))
+    with gr.Group(visible=False) as c["tagger_group"]:
+        with gr.Row():
+            c["general_threshold"] = gr.Slider(0.0, 1.0, value=0.35, step=0.01,
+                                               label=t("lora_data.ui.general_threshold"))
+            c["character_threshold"] = gr.Slider(0.0, 1.0, value=0.85, step=0.01,
+                                                 label=t("lora_data.ui.character_threshold"))
+        with gr.Row():
+            c["include_rating"] = gr.Checkbox(value=False, label=t("lora_data.ui.include_rating"))
+            c["tag_order"] = gr.Radio(choices=[(t("lora_data.ui.order_booru"), "booru"),
+                                               (t("lora_data.ui.order_confidence"), "confidence")],
+                                      value="booru", label=t("lora_data.ui.tag_order"))
+            c["blacklist"] = gr.Textbox(label=t("lora_data.ui.blacklist"), placeholder="simple background, ...")
+    with gr.Row():
+        c["trigger_word"] = gr.Textbox(label=t("lora_data.ui.trigger_word"), placeholder="sks")
+        c["overwrite"] = gr.Checkbox(value=False, label=t("lora_data.ui.overwrite"))
+        c["batch_size"] = gr.Slider(1, 32, value=4, step=1, label=t("lora_data.ui.batch_size"))
+    c["caption_btn"] = gr.Button(t("lora_data.ui.caption"), variant="secondary")
 
 
 def _wire(ctx, c: dict[str, Any]) -> None:
@@ -244,26 +233,13 @@ def _wire(ctx, c: dict[str, Any]) -> None:
                                            "min_size", "upscale_small", "dedupe", "copy_captions", "repeats",
                                            "kohya_folders")],
                            [c["job_id"], c["status"]])
-    c["caption_btn"].click(lambda *a: start_caption(ctx, *a),
-                           [c[k] for k in ("project", "concept", "caption_model", "caption_task", "trigger_word",
-                                           "overwrite", "batch_size")],
-                           [c["job_id"], c["status"]])
+    base = ("project", "concept", "caption_model", "caption_task", "trigger_word", "overwrite", "batch_size")
+    c["caption_btn"].click(lambda *a: start_caption(ctx, *a[:len(base)], **dict(zip(CAPTION_EXTRA, a[len(base):]))),
+                           [c[k] for k in base + CAPTION_EXTRA], [c["job_id"], c["status"]])
+    c["caption_kind"].change(lambda k: on_kind(ctx, k), c["caption_kind"],
+                             [c["caption_model"], c["tagger_model"], c["sentence_kind"], c["florence_group"],
+                              c["vlm_group"], c["tagger_group"]])
     # The summary appears when the panel reports the job final (no polling of our own).
     c["panel"].finished.change(lambda _f, j: job_status(ctx, j) if j else gr.skip(),
                                [c["panel"].finished, c["job_id"]], c["status"], show_progress="hidden")
-    state = [c["captions"], c["original"]]
-    c["load_btn"].click(lambda p, k: load_editor(ctx, p, k), [c["project"], c["concept"]],
-                        [c["gallery"], *state, c["selected"], c["editor_status"]])
-    c["gallery"].select(select_image, c["captions"], [c["selected"], c["caption_box"]])
-    c["apply_btn"].click(lambda *a: apply_edit(ctx, *a), [c["selected"], c["caption_box"], *state],
-                         [c["gallery"], c["captions"], c["editor_status"]])
-    c["replace_btn"].click(lambda *a: replace_all(ctx, *a),
-                           [c["find"], c["replace"], c["regex"], c["case"], *state],
-                           [c["gallery"], c["captions"], c["editor_status"]])
-    c["add_tag_btn"].click(lambda tg, pos, cap, orig, trig: tag_all(ctx, tg, pos, False, cap, orig, trig),
-                           [c["tag"], c["position"], *state, c["trigger_word"]],
-                           [c["gallery"], c["captions"], c["editor_status"]])
-    c["remove_tag_btn"].click(lambda tg, pos, cap, orig: tag_all(ctx, tg, pos, True, cap, orig),
-                              [c["tag"], c["position"], *state], [c["gallery"], c["captions"], c["editor_status"]])
-    c["save_btn"].click(lambda p, cap, orig: save_all(ctx, p, cap, orig), [c["project"], *state],
-                        [c["original"], c["editor_status"]])
+    wire_editor(ctx, c)

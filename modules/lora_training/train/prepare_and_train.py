@@ -13,6 +13,7 @@ from pydantic import Field
 
 from core.params import MAX_ITEMS, MAX_NAME, StrictParams
 from core.paths import SafeName
+from modules.lora_training.data.jobs import CaptionSettings
 from modules.lora_training.train.config import TrainParams
 
 
@@ -28,6 +29,8 @@ class PrepareAndTrainParams(StrictParams):
     caption_task: Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"] = "<DETAILED_CAPTION>"
     caption_model: str = ""
     overwrite_captions: bool = False
+    # which captioner and its settings (kind, tagger_model, prompt, thresholds...)
+    caption_settings: CaptionSettings = Field(default_factory=CaptionSettings)
 
 
 def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> dict:
@@ -45,9 +48,10 @@ def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> 
     if job.should_stop():
         return {**result, "stopped": True}
     if params.caption:
-        result["caption"] = data_side.run_caption(job, data_side.CaptionParams(
-            project=tp.project, concept="" if params.kohya_folders else params.concept, model=params.caption_model, task=params.caption_task,
-            trigger_word=tp.trigger_word, overwrite=params.overwrite_captions), ctx)
+        result["caption"] = data_side.run_caption(job, data_side.CaptionParams(**{
+            **params.caption_settings.model_dump(), "project": tp.project, "concept": "" if params.kohya_folders else params.concept,
+            "model": params.caption_model, "task": params.caption_task, "trigger_word": tp.trigger_word,
+            "overwrite": params.overwrite_captions}), ctx)
     if job.should_stop():
         return {**result, "stopped": True}
     result["train"] = train(job, tp, ctx)
