@@ -8,10 +8,12 @@
 
 Both train the same tiny SDXL-shaped model (tests/lora_training/tiny_sdxl.py) for the same
 number of steps at the same resolution, rank and batch; each variant runs in its own
-subprocess so its peak memory is its own (max RSS on CPU, max allocated on CUDA).
+subprocess so its peak memory is its own (max RSS on CPU, max allocated on CUDA), and the
+variants alternate over `--rounds` rounds (reference, ours, ours, reference, ...) so a change
+of machine load hits both; the figures are the medians over rounds.
 Writes bench/results/lora_training.json and docs/bench/lora_training.md.
 
-    python bench/lora_training_bench.py [--device cpu|cuda] [--steps 30] [--resolution 128]
+    python bench/lora_training_bench.py [--device cpu|cuda] [--steps 30] [--resolution 128] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -148,6 +150,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variant", choices=["ours", "reference"])
     ap.add_argument("--model")
     ap.add_argument("--data")
@@ -162,8 +165,9 @@ def main() -> None:
         model = make_tiny_sdxl(tmp / "sdxl")
         data = tmp / "data"
         make_images(data, n=a.images, size=a.resolution)
-        results = {}
-        for variant in ("reference", "ours"):
+        runs: dict[str, list] = {"reference": [], "ours": []}
+        order = [v for r in range(a.rounds) for v in (("reference", "ours") if r % 2 == 0 else ("ours", "reference"))]
+        for variant in order:
             cmd = [sys.executable, __file__, "--variant", variant, "--model", str(model), "--data", str(data),
                    "--home", str(tmp / "home"), "--device", a.device, "--steps", str(a.steps),
                    "--warmup", str(a.warmup), "--resolution", str(a.resolution), "--rank", str(a.rank),
@@ -172,8 +176,11 @@ def main() -> None:
             line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
             if not line:
                 sys.exit(f"{variant} failed:\n{out.stderr[-3000:]}")
-            results[variant] = json.loads(line[0][7:])
-            print(variant, results[variant], flush=True)
+            runs[variant].append(json.loads(line[0][7:]))
+            print(variant, runs[variant][-1], flush=True)
+    results = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
+    for v, rs in runs.items():
+        results[v]["rounds"] = rs
     write(results, a)
 
 
@@ -184,8 +191,8 @@ def write(results: dict, a) -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     if a.device.startswith("cuda"):
         machine = torch.cuda.get_device_name(0) + ", " + machine
-    doc = {"device": a.device, "machine": machine, "threads": a.threads,
-           "config": {k: getattr(a, k) for k in ("steps", "warmup", "resolution", "rank", "batch", "images")},
+    doc = {"device": a.device, "machine": machine, "threads": a.threads, "load_avg_end": list(os.getloadavg()),
+           "config": {k: getattr(a, k) for k in ("steps", "warmup", "resolution", "rank", "batch", "images", "rounds")},
            "results": results, "speedup_step_cpu": ref["step_cpu_s"] / ours["step_cpu_s"],
            "speedup_step_wall": ref["step_s"] / ours["step_s"],
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -197,7 +204,9 @@ def write(results: dict, a) -> None:
         "# LoRA training benchmark", "",
         f"Tiny SDXL-shaped model (tests/lora_training/tiny_sdxl.py), {a.images} images at {a.resolution}px, "
         f"batch {a.batch}, rank {a.rank}, {a.steps} steps (median step time after {a.warmup} warm-up steps), "
-        f"device `{a.device}`, {a.threads} torch thread(s). Machine: {machine}. {doc['date']}.", "",
+        f"device `{a.device}`, {a.threads} torch thread(s), {a.rounds} interleaved rounds per trainer (medians "
+        f"over rounds). Machine: {machine}. {doc['date']}; load average at the end "
+        f"{[round(x, 1) for x in doc['load_avg_end']]} on {os.cpu_count()} cores.", "",
         "Step times are medians; CPU ms/step (process CPU time, 1 thread) is the robust figure on a "
         "shared machine, wall ms/step moves with the load of other jobs.", "",
         f"| trainer | CPU ms / step | wall ms / step | steps / s (wall) | {mem} | total s (incl. load, caching) |",

@@ -5,7 +5,8 @@ with kind `lora.train`), or of `PrepareAndTrainParams` (a `"train"` object plus 
 caption fields) to run the whole Prepare & Train chain. `--set key=value` overrides a field.
 Ctrl+C asks for a clean stop (LoRA + resumable state saved); a second Ctrl+C aborts.
 `--stop-file PATH`: the same clean stop as soon as PATH exists (for runs without a terminal,
-e.g. under `accelerate launch`, whose launcher does not pass Ctrl+C on as a clean stop).
+e.g. under `accelerate launch`, whose launcher may terminate its workers on Ctrl+C before
+they have saved).
 
 Several GPUs: `accelerate launch -m modules.lora_training train --config cfg.json`. With
 WORLD_SIZE > 1 the run uses an `accelerate.Accelerator` (DDP on the UNet; N processes x

@@ -265,7 +265,7 @@ class Trainer:
         keep = None
         if self.world > 1:  # this rank's rows of the global batch (a short tail batch repeats one)
             keep = list(range(len(items)))[self.rank::self.world] or [len(items) - 1]
-        sync = contextlib.nullcontext() if self.dist is None or last else self.ddp_unet.no_sync()
+        sync = contextlib.nullcontext() if self.dist is None or last else self.dist.no_sync(self.ddp_unet)
         with sync:
             loss = self._loss(s.latents(items, self.gen), *s.conditioning(items), self.gen,
                               noise_offset=p.noise_offset, min_snr_gamma=p.min_snr_gamma, keep=keep)
