@@ -29,8 +29,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from core.context import build_context
+    from core.errors import StudioError
 
-    ctx = build_context(args.home)
+    try:
+        ctx = build_context(args.home)
+    except StudioError as exc:  # another instance holds this data folder: say so, touch nothing
+        from core.i18n import Translator, resolve_language
+
+        print(exc.render(Translator(resolve_language(None))), file=sys.stderr)
+        return 2
     if args.command == "kinds":
         for name, kind in sorted(ctx.jobs.kinds.items()):
             print(name, json.dumps(kind.params.model_json_schema().get("properties", {})))
@@ -43,8 +50,26 @@ def main(argv: list[str] | None = None) -> int:
     from core.shell import launch
 
     host, port, auth = server_options(args, ctx.config)
+    if not port_is_free(host, port):
+        print(ctx.t("shell.port_busy", host=host, port=port), file=sys.stderr)
+        ctx.close()
+        return 2
     launch(ctx, host=host, port=port, share=args.share, auth=auth)
     return 0
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port (checked before Gradio, which would print a traceback)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def server_options(args: argparse.Namespace, config) -> tuple[str, int, tuple[str, str] | None]:

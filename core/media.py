@@ -139,7 +139,13 @@ def refuse_overwrite(out: PathLike, *protect) -> None:
 
 
 def commit_file(tmp: PathLike, final: PathLike) -> None:
-    """fsync `tmp`, rename it onto `final` (atomic on one file system), fsync the folder."""
+    """fsync `tmp`, rename it onto `final` (atomic on one file system), fsync the folder.
+
+    The file gets the usual permissions (the replaced file's, else 0666 minus the umask)
+    whatever the writer left: mkstemp and safetensors both create 0600 files, which other
+    tools of the same user (or a shared ComfyUI) then cannot read."""
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, Path(final).stat().st_mode & 0o777 if Path(final).exists() else 0o666 & ~_UMASK)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, final)
@@ -173,8 +179,5 @@ def temp_sibling(path: PathLike, tag: str = "part") -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.stem[:60]}.", suffix=f".{tag}{final.suffix}",
                                 dir=final.parent)
-    os.close(fd)
-    # mkstemp makes 0600 files; outputs get the usual permissions (or the replaced file's)
-    with contextlib.suppress(OSError):
-        os.chmod(name, final.stat().st_mode & 0o777 if final.exists() else 0o666 & ~_UMASK)
+    os.close(fd)  # mkstemp's 0600 is fixed by commit_file
     return Path(name)

@@ -29,6 +29,9 @@ class JobKind:
     title_key: str = ""
     # For resumable kinds: (old params, old job id, ctx) -> params of the continuing job.
     resume: Callable[[dict, str, "StudioContext"], dict] | None = None
+    # Where the comparable settings sit in the params (e.g. "train" for a job that wraps the
+    # training params of another kind), so runs of both kinds line up in the Jobs comparison.
+    compare_root: str = ""
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ def private_files(ctx) -> list[str]:
     database (DATA_DIR is an allowed root because job previews live under it) and the
     user's settings."""
     db = str(ctx.store.path)
-    return [db, db + "-wal", db + "-shm", db + "-journal", str(ctx.config.user_file)]
+    private = [db, db + "-wal", db + "-shm", db + "-journal", str(ctx.config.user_file)]
+    return private + ([str(ctx.lock.path)] if ctx.lock is not None else [])
 
 
 def launch(ctx, host: str = "127.0.0.1", port: int = 7860, share: bool = False,

@@ -26,6 +26,10 @@ from core.errors import StudioError, user_message
 from core.ui.job_view import format_logs, metric_frame, status_markdown
 
 ACTIVE = ("pending", "running")
+# Gradio's autoscroll only follows typing, not a value set by the server: scroll job logs to
+# their tail after every update so the newest line is what the user sees.
+FOLLOW_TAIL_JS = ("() => { document.querySelectorAll('.cb-job-log textarea, .cb-jobs-log textarea')"
+                  ".forEach(t => { t.scrollTop = t.scrollHeight; }); }")
 
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -53,13 +57,16 @@ class JobPanel:
                                      elem_classes=["cb-job-id"])
             self.status = gr.Markdown(ctx.t("panel.no_job"), elem_classes=["cb-job-status"])
             with gr.Row():
-                self.stop_btn = gr.Button(i18n("panel.stop"), variant="stop", size="sm", elem_classes=["cb-stop"])
+                # Red and clickable only while there is something to stop.
+                self.stop_btn = gr.Button(i18n("panel.stop"), variant="secondary", size="sm", interactive=False,
+                                          elem_classes=["cb-stop"])
             self.log = gr.Textbox(label=i18n("panel.log"), lines=log_lines, max_lines=log_lines, autoscroll=True,
                                   interactive=False, elem_classes=["cb-job-log"])
             # A fixed colour per series: the chart keeps the colour domain of the first frame it
             # gets, so series that appear later (smoothed loss, validation) need one up front.
+            # No fixed height: Gradio clips the legend (the series names) of a fixed-height plot.
             self.chart = gr.LinePlot(x="step", y="value", color="series", label=i18n("panel.chart"),
-                                     visible=bool(metrics), height=260, color_map=series_colors(metrics))
+                                     visible=bool(metrics), color_map=series_colors(metrics))
             self.gallery = gr.Gallery(label=i18n("panel.previews"), columns=4, height=260, visible=previews)
             self.files = gr.File(label=i18n("panel.outputs"), file_count="multiple", interactive=False,
                                  visible=outputs)
@@ -68,10 +75,12 @@ class JobPanel:
         self.finished = gr.Textbox(visible=False)
         # Polls only while the followed job is pending/running: an idle tab sends nothing.
         self.timer = gr.Timer(poll_s, active=False)
-        self.views = [self.status, self.log, self.chart, self.gallery, self.files, self.finished, self.timer]
+        self.views = [self.status, self.log, self.chart, self.gallery, self.files, self.finished, self.timer,
+                      self.stop_btn]
         self.timer.tick(self.refresh, inputs=self.job_id, outputs=self.views, show_progress="hidden")
         self.job_id.change(self.refresh, inputs=self.job_id, outputs=self.views, show_progress="hidden")
         self.stop_btn.click(self.stop, inputs=self.job_id, outputs=self.status)
+        self.log.change(None, js=FOLLOW_TAIL_JS)
         ctx.panels.append(self)  # the shell re-attaches every panel on page load
 
     # -- actions ------------------------------------------------------------
@@ -108,17 +117,22 @@ class JobPanel:
         store, t = self.ctx.store, self.ctx.t
         row = store.get_job(job_id) if job_id else None
         if row is None:
-            return t("panel.no_job"), "", None, [], None, "", gr.Timer(active=False)
+            return t("panel.no_job"), "", None, [], None, "", gr.Timer(active=False), stop_button(False)
         final = f"{job_id}:{row['status']}" if row["status"] not in ACTIVE else ""
         status = status_markdown(row, t, self.ctx.jobs.queue_position(job_id))
         logs = format_logs(*store.tail_logs(job_id))
         chart = metric_frame(store.metrics(job_id), self.metrics or None) if self.metrics else None
         if chart is not None and chart.empty:
-            chart = gr.skip()  # an empty first frame would fix the axes before any data
+            # None clears the previous job's curves; an empty frame would fix the axes early.
+            chart = None
         previews = [a["path"] for a in store.artifacts(job_id, "preview")][-12:]
         outs = [a["path"] for a in store.artifacts(job_id) if a["kind"] != "preview"]
         outs = [p for p in outs if _exists(p)][-50:] or None
-        return status, logs, chart, previews, outs, final, gr.Timer(active=not final)
+        return status, logs, chart, previews, outs, final, gr.Timer(active=not final), stop_button(not final)
+
+
+def stop_button(active: bool):
+    return gr.Button(variant="stop" if active else "secondary", interactive=active)
 
 
 def _exists(path: str) -> bool:

@@ -13,6 +13,7 @@ from core.compare import common_metrics, compare_runs, overlay_rows
 from core.errors import StudioError
 from core.store import STATUSES
 from core.system import system_info
+from core.ui.job_panel import ACTIVE, FOLLOW_TAIL_JS, stop_button
 from core.ui.job_view import fmt_seconds, format_logs, metric_frame, status_markdown
 
 COLUMNS = ["id", "kind", "status", "created", "duration", "progress", "error"]
@@ -39,31 +40,39 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
                          label=i18n("jobs.table"), elem_classes=["cb-jobs-table"])
     selected = gr.Textbox(label=i18n("panel.job_id"), elem_classes=["cb-jobs-selected"])
     with gr.Row():
-        stop_b = gr.Button(i18n("panel.stop"), variant="stop", size="sm")
+        stop_b = gr.Button(i18n("panel.stop"), variant="secondary", size="sm", interactive=False)
         resume_b = gr.Button(i18n("jobs.resume"), size="sm")
         delete_b = gr.Button(i18n("jobs.delete"), size="sm")
     detail_status = gr.Markdown()
     with gr.Row():
         params = gr.JSON(label=i18n("jobs.params"))
-        chart = gr.LinePlot(x="step", y="value", color="series", label=i18n("panel.chart"), height=260)
+        chart = gr.LinePlot(x="step", y="value", color="series", label=i18n("panel.chart"))
     log = gr.Textbox(label=i18n("panel.log"), lines=16, max_lines=30, interactive=False,
                      elem_classes=["cb-jobs-log"])
     with gr.Row():
         previews = gr.Gallery(label=i18n("panel.previews"), columns=6, height=220)
         outputs = gr.File(label=i18n("panel.outputs"), file_count="multiple", interactive=False)
 
+    # Follows the selected job while it is pending/running (progress, log, chart, status at
+    # the end), and goes quiet once it is final.
+    follow = gr.Timer(1.0, active=False)
+
     def details(job_id: str):
         row = store.get_job(job_id) if job_id else None
         if row is None:
-            return t("panel.no_job"), None, None, "", [], None
+            return t("panel.no_job"), None, None, "", [], None, gr.Timer(active=False), stop_button(False)
         rows, total = store.tail_logs(job_id, 2000)
         arts = store.artifacts(job_id)
         files = [a["path"] for a in arts if a["kind"] != "preview" and _is_file(a["path"])]
+        active = row["status"] in ACTIVE
         return (status_markdown(row, t, ctx.jobs.queue_position(job_id)), row["params"],
                 metric_frame(store.metrics(job_id)), format_logs(rows, total, keep=2000),
-                [a["path"] for a in arts if a["kind"] == "preview" and _is_file(a["path"])][-24:], files or None)
+                [a["path"] for a in arts if a["kind"] == "preview" and _is_file(a["path"])][-24:], files or None,
+                gr.Timer(active=active), stop_button(active))
 
-    detail_outs = [detail_status, params, chart, log, previews, outputs]
+    detail_outs = [detail_status, params, chart, log, previews, outputs, follow, stop_b]
+    follow.tick(details, inputs=selected, outputs=detail_outs, show_progress="hidden")
+    log.change(None, js=FOLLOW_TAIL_JS)
 
     def on_select(df: pd.DataFrame, evt: gr.SelectData):
         return df.iloc[evt.index[0]]["id"]
@@ -105,7 +114,7 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
         cmp_diff = gr.Dataframe(interactive=False, label=i18n("jobs.compare_diff"))
 
     def compare(ids, name):
-        series, diff = compare_runs(store, ids or [])
+        series, diff = compare_runs(store, ids or [], ctx.jobs.kinds)
         metric = name or (common_metrics(series) or ["loss"])[0]
         curves = pd.DataFrame(overlay_rows(series, metric), columns=["job", "step", "value"]).astype(
             {"step": "int64", "value": "float64"})

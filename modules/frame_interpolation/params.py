@@ -1,7 +1,8 @@
 """Job parameters (pydantic): what the UI, the CLI and ``POST /api/jobs`` all validate.
 
 `InterpolateVideoParams` drives ``rife.interpolate_video``, `InterpolatePairParams`
-drives ``rife.interpolate_pair``. Field constraints give REST a 422 naming the field.
+drives ``rife.interpolate_pair``. Field constraints give REST a 422 naming the field; `StrictParams` refuses unknown
+fields, over-long strings and non-finite numbers.
 Frame rates are strings so exact rates can be typed: ``"60"``, ``"59.94"``, ``"60000/1001"``.
 """
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
+
+from core.params import StrictParams
 
 Precision = Literal["auto", "fp16", "fp32"]
 Scale = Literal[0.25, 0.5, 1.0, 2.0, 4.0]
@@ -30,7 +33,7 @@ def parse_fps(text: str | float | int) -> Fraction:
     return value
 
 
-class ModelParams(BaseModel):
+class ModelParams(StrictParams):
     model: str = Field("", description="weights file or folder under RIFE_DIR (empty: newest found)")
     scale: Scale = Field(1.0, description="flow resolution: 0.5 for 4K, 0.25 for 8K")
     precision: Precision = Field("auto", description="fp16 on GPU when auto; always fp32 on CPU")
@@ -42,7 +45,7 @@ class InterpolateVideoParams(ModelParams):
     output: str = Field("", description="output file (empty: OUTPUTS_DIR/rife/<name>_<mode>.mp4)")
     mode: Literal["multiply", "fps", "slowmo"] = "multiply"
     multiplier: int = Field(2, ge=2, le=16, description="mode multiply: 2x, 4x, ... Nx the frame rate")
-    target_fps: str = Field("60", description="mode fps: output frame rate, e.g. 60 or 60000/1001")
+    target_fps: str = Field("60", max_length=40, description="mode fps: output frame rate, e.g. 60 or 60000/1001")
     slowmo: float = Field(2.0, ge=1.0, le=16.0, description="mode slowmo: times slower, frame rate kept")
     scene_detect: Literal["off", "hist", "ssim"] = "hist"
     scene_threshold: float = Field(0.3, ge=0.0, le=1.0, description="cut when the difference exceeds this")

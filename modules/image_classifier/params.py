@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from core.params import MAX_SEED, StrictParams
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ PresetName = Literal["lightweight", "baseline", "medium", "large", "xlarge"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # a model name is a folder name
 
 
-class TrainParams(BaseModel):
+class TrainParams(StrictParams):
     """`clf.train`: train (or resume) a classifier on an ImageFolder dataset."""
 
     data_dir: str = Field(min_length=1, description="folder with one sub-folder of images per class")
@@ -52,7 +54,7 @@ class TrainParams(BaseModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1.0)
     val_ratio: float = Field(0.2, ge=0.05, le=0.5)
     test_ratio: float = Field(0.0, ge=0, le=0.5)
-    seed: int = Field(42, ge=0, le=2**31 - 1)
+    seed: int = Field(42, ge=0, le=MAX_SEED)
     augment: bool = True
     hflip: bool = True
     vflip: bool = False
@@ -68,7 +70,7 @@ class TrainParams(BaseModel):
         return PRESETS[self.preset]
 
 
-class ExportParams(BaseModel):
+class ExportParams(StrictParams):
     """`clf.export_onnx`: export a saved classifier to ONNX and check it against PyTorch."""
 
     model: str = Field(pattern=NAME_PATTERN, description="model folder name in CLASSIFIERS_DIR")

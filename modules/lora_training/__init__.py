@@ -1,13 +1,13 @@
 """LoRA training for SDXL: the studio's main tab.
 
-Job kinds: `lora.train` (train from a prepared data folder, resumable) and, once the data
-side (`modules.lora_training.data`) is present, its own kinds plus
-`lora.prepare_and_train`. Heavy imports (torch, diffusers) happen inside the run functions
+Job kinds: `lora.train` (train from a prepared data folder, resumable), the data side's
+kinds (`modules.lora_training.data`: import, captions) and `lora.prepare_and_train`. Heavy imports (torch, diffusers) happen inside the run functions
 so the app starts fast.
 """
 from __future__ import annotations
 
 from core.module import JobKind, Module
+from modules.lora_training.data import DATA_JOB_KINDS
 from modules.lora_training.train.config import TrainParams
 from modules.lora_training.train.prepare_and_train import PrepareAndTrainParams
 
@@ -50,17 +50,12 @@ def _build_ui(ctx):
     return build_ui(ctx)
 
 
-JOB_KINDS = [JobKind(name="lora.train", params=TrainParams, run=_run_train, gpu=True, title_key="lora.kind.train",
-                     resume=_resume_train)]
-
-try:  # the data side (import, buckets, captions) is a sibling subpackage, written separately
-    from modules.lora_training.data import DATA_JOB_KINDS  # type: ignore[attr-defined]
-except ImportError:
-    DATA_JOB_KINDS = []
-else:
-    JOB_KINDS.append(JobKind(name="lora.prepare_and_train", params=PrepareAndTrainParams,
-                             run=_run_prepare_and_train, gpu=True, title_key="lora.kind.prepare_and_train",
-                             resume=_resume_prepare_and_train))
+JOB_KINDS = [
+    JobKind(name="lora.train", params=TrainParams, run=_run_train, gpu=True, title_key="lora.kind.train",
+            resume=_resume_train),
+    JobKind(name="lora.prepare_and_train", params=PrepareAndTrainParams, run=_run_prepare_and_train, gpu=True,
+            title_key="lora.kind.prepare_and_train", resume=_resume_prepare_and_train, compare_root="train"),
+]
 
 MODULE = Module(id="lora_training", title_key="lora.title", order=10, build_ui=_build_ui,
                 job_kinds=JOB_KINDS + list(DATA_JOB_KINDS))

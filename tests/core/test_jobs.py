@@ -160,3 +160,29 @@ def test_preview_and_artifact_recorded(bare_ctx, tmp_path):
     row = bare_ctx.jobs.wait(bare_ctx.jobs.submit("t.art", {}, fn))
     arts = bare_ctx.store.artifacts(row["id"])
     assert [(a["kind"], a["path"]) for a in arts] == [("output", str(tmp_path / "out.txt"))]
+
+
+def test_panel_refresh_clears_the_previous_chart_and_stop_follows_state(bare_ctx):
+    """Issue 18.6: a job with no metric yet returns None for the chart (clears the previous
+    job's curves; an empty frame is never sent); Stop is only live while a job is active."""
+    import gradio as gr
+
+    from core.shell import make_i18n
+    from core.ui.job_panel import JobPanel
+
+    bare_ctx.i18n = make_i18n(bare_ctx)
+    store = bare_ctx.store
+    store.create_job("old", "t.x", {})
+    store.write_events([("metric", "old", 0.0, 1, "loss", 0.5)])
+    store.create_job("new", "t.x", {})
+    with gr.Blocks():
+        panel = JobPanel(bare_ctx, kind_prefix="t.", metrics=("loss",))
+    out = panel.refresh("old")
+    assert out[2] is not None and list(out[2]["series"]) == ["loss", "loss (smoothed)"]
+    assert out[7].interactive is True  # pending: stoppable (cancel)
+    out = panel.refresh("new")
+    assert out[2] is None
+    store.set_status("new", "stopped")
+    out = panel.refresh("new")
+    assert out[5] == "new:stopped" and out[7].interactive is False and out[7].variant == "secondary"
+    assert panel.refresh("")[7].interactive is False

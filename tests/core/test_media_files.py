@@ -172,3 +172,23 @@ def test_resolve_inside_accepts_and_follows_symlinks(tmp_path):
     (root / "link").symlink_to(tmp_path)
     with pytest.raises(StudioError):
         media.resolve_inside(root, "link/secret")
+
+
+def test_committed_files_get_usual_permissions_not_0600(tmp_path):
+    """Issue 18.8: safetensors and mkstemp create 0600 files; a committed output gets the
+    replaced file's mode, else 0666 minus the umask."""
+    import os
+    import stat
+
+    from core.media import _UMASK, atomic_path
+
+    out = tmp_path / "new.bin"
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(b"x")
+        os.chmod(tmp, 0o600)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~_UMASK
+    os.chmod(out, 0o640)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(b"y")
+        os.chmod(tmp, 0o600)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640 and out.read_bytes() == b"y"

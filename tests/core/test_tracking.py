@@ -128,3 +128,31 @@ def test_compare_runs(bare_ctx):
     assert overlay_rows(series, "loss") == [{"job": "a", "step": 1, "value": 0.9},
                                             {"job": "a", "step": 2, "value": 0.5},
                                             {"job": "b", "step": 1, "value": 0.8}]
+
+
+def test_compare_lines_up_wrapped_params_and_joins_resumed_curves(bare_ctx):
+    """Issue 18.7: Prepare & Train keeps its training params under `train`; a resumed run's
+    curve continues the run it resumed."""
+    from core.module import JobKind
+
+    store = bare_ctx.store
+    kinds = {"x.train": JobKind("x.train", dict, lambda *a: None),
+             "x.prep_train": JobKind("x.prep_train", dict, lambda *a: None, compare_root="train")}
+    store.create_job("plain", "x.train", {"rank": 4, "lr": 0.1})
+    store.create_job("wrapped", "x.prep_train", {"train": {"rank": 8, "lr": 0.1}, "source_dir": "/src"})
+    store.create_job("first", "x.train", {"rank": 4, "lr": 0.2})
+    store.create_job("resumed", "x.train", {"rank": 4, "lr": 0.2, "resume_from": "s"}, parent_id="first")
+    store.create_job("again", "x.train", {"rank": 4, "lr": 0.2, "resume_from": "s2"}, parent_id="resumed")
+    ev = [("metric", "first", 0.0, s, "loss", 1.0 - s / 10) for s in (1, 2, 3, 4)]  # 4 lost: stopped after save at 3
+    ev += [("metric", "resumed", 0.0, s, "loss", 0.5 - s / 100) for s in (4, 5, 6)]
+    ev += [("metric", "again", 0.0, s, "loss", 0.1) for s in (7, 8)]
+    store.write_events(ev)
+    series, diff = compare_runs(store, ["plain", "wrapped"], kinds)
+    assert diff["rank"] == {"plain": 4, "wrapped": 8}
+    assert "lr" not in diff and "train.rank" not in diff  # lined up, equal lr hidden
+    assert diff["source_dir"] == {"plain": "—", "wrapped": "/src"}
+    series, _ = compare_runs(store, ["again"], kinds)
+    assert [s for s, _ in series["again"]["loss"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert series["again"]["loss"][3] == (4, 0.46)  # the resumed run's own step 4, not the lost one
+    series, _ = compare_runs(store, ["first", "resumed"], kinds)
+    assert [s for s, _ in series["first"]["loss"]] == [1, 2, 3, 4]

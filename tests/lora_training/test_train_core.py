@@ -14,7 +14,7 @@ def _fixed_loss(tiny, image_dir, lora_state=None, target="attn") -> float:
 
     from modules.lora_training.train import dataset as ds
     from modules.lora_training.train import lora_setup
-    from modules.lora_training.train.model_loading import encode_prompt, time_ids, tokenize
+    from core.sdxl import encode_prompt, time_ids, tokenize
     from modules.lora_training.train.sampler import validation_loss
     from modules.lora_training.train.step import diffusion_loss
     from diffusers import DDPMScheduler
@@ -57,6 +57,10 @@ def test_kohya_file_keys_metadata_and_reload(ctx, tiny_sdxl, tmp_path):
                                             export_diffusers=True), ctx)
     lora = ctx.path("LORAS_DIR") / "p.safetensors"
     assert res["lora"] == str(lora) and lora.is_file()
+    import stat
+
+    mode = stat.S_IMODE(lora.stat().st_mode)
+    assert mode == 0o666 & ~_umask(), oct(mode)  # readable by ComfyUI & co (safetensors writes 0600)
     with safe_open(str(lora), "pt") as f:
         keys, meta = list(f.keys()), f.metadata()
         up = f.get_tensor("lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight")
@@ -87,3 +91,11 @@ def test_kohya_file_keys_metadata_and_reload(ctx, tiny_sdxl, tmp_path):
     q = pipe.text_encoder.encoder.layers[0].self_attn.q_proj
     loaded = next(iter(q.lora_B.values())).weight
     assert torch.allclose(loaded.float(), up.float(), atol=1e-3)
+
+
+def _umask() -> int:
+    import os
+
+    m = os.umask(0o022)
+    os.umask(m)
+    return m

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from core.module import JobKind
+from core.params import MAX_ITEMS, MAX_NAME, StrictParams
 
 CaptionTask = Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"]
 
 
-class PrepareParams(BaseModel):
+class PrepareParams(StrictParams):
     """Import images into `LORA_PROJECTS_DIR/<project>/data/<concept>/`."""
 
-    project: str = Field(min_length=1, max_length=200)
-    concept: str = Field(default="default", min_length=1, max_length=200)
+    project: str = Field(min_length=1, max_length=MAX_NAME)
+    concept: str = Field(default="default", min_length=1, max_length=MAX_NAME)
     source_dir: str = ""  # a folder, read only
-    files: list[str] = Field(default_factory=list)  # or uploaded files (captions .txt matched by name)
+    files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)  # or uploaded files (captions .txt matched by name)
     resolution: int = Field(default=1024, ge=256, le=4096)
     mode: Literal["buckets", "crop"] = "buckets"
     min_size: int = Field(default=256, ge=64, le=4096)
@@ -40,14 +41,14 @@ class PrepareParams(BaseModel):
         return v
 
 
-class CaptionParams(BaseModel):
+class CaptionParams(StrictParams):
     """Caption the prepared images of a project with Florence-2."""
 
-    project: str = Field(min_length=1, max_length=200)
-    concept: str = ""  # empty = every concept of the project
+    project: str = Field(min_length=1, max_length=MAX_NAME)
+    concept: str = Field("", max_length=MAX_NAME)  # empty = every concept of the project
     model: str = ""  # folder, name under CAPTIONERS_DIR, or hub id; empty = DEFAULT_CAPTION_MODEL
     task: CaptionTask = "<DETAILED_CAPTION>"
-    trigger_word: str = Field(default="", max_length=200)
+    trigger_word: str = Field(default="", max_length=MAX_NAME)
     overwrite: bool = False
     batch_size: int = Field(default=4, ge=1, le=64)
     max_new_tokens: int = Field(default=256, ge=8, le=1024)

@@ -12,7 +12,9 @@ import math
 import re
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
+
+from core.params import MAX_NAME, MAX_SEED, Prompt, StrictParams
 
 Optimizer = Literal["adamw", "adamw8bit", "lion", "prodigy"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -23,14 +25,14 @@ Scheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cos
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
 
 
-class TrainParams(BaseModel):
+class TrainParams(StrictParams):
     """Everything a training run needs. Paths are resolved by the trainer, never here."""
 
     project: str = Field("my_lora", description="project folder under LORA_PROJECTS_DIR")
     data_dir: str = Field("", description="images + .txt captions; default <project>/data")
     output_name: str = Field("", description="LoRA file name in LORAS_DIR; default = project")
     base_model: str = Field("", description="diffusers folder, .safetensors file or hub id; default from config")
-    trigger_word: str = ""
+    trigger_word: str = Field("", max_length=MAX_NAME)
     resolution: int = Field(1024, ge=64, le=2048, multiple_of=8)
     # LoRA
     rank: int = Field(16, ge=1, le=256)
@@ -56,18 +58,18 @@ class TrainParams(BaseModel):
     cache_latents: bool = True
     min_snr_gamma: float = Field(5.0, ge=0.0, le=100.0, description="0 disables min-SNR weighting")
     noise_offset: float = Field(0.0, ge=0.0, le=1.0)
-    seed: int = Field(42, ge=0, le=2**31 - 1)
+    seed: int = Field(42, ge=0, le=MAX_SEED)
     vram_preset: Preset = "none"
     # live
-    sample_prompts: list[str] = Field(default_factory=list, max_length=8)
-    sample_every_steps: int = Field(0, ge=0)
+    sample_prompts: list[Prompt] = Field(default_factory=list, max_length=8)
+    sample_every_steps: int = Field(0, ge=0, le=1_000_000)
     sample_inference_steps: int = Field(20, ge=1, le=150)
-    sample_seed: int = Field(1234, ge=0)
+    sample_seed: int = Field(1234, ge=0, le=MAX_SEED)
     validation_images: int = Field(0, ge=0, le=1000, description="images held out for validation loss")
-    validation_every_steps: int = Field(0, ge=0)
+    validation_every_steps: int = Field(0, ge=0, le=1_000_000)
     # checkpoints / output
-    save_every_steps: int = Field(0, ge=0)
-    save_every_epochs: int = Field(1, ge=0)
+    save_every_steps: int = Field(0, ge=0, le=1_000_000)
+    save_every_epochs: int = Field(1, ge=0, le=10_000)
     keep_last: int = Field(3, ge=1, le=100)
     resume_from: str = Field("", description="a state folder, or 'latest' in the project")
     export_diffusers: bool = False

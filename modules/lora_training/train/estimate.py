@@ -55,7 +55,7 @@ def plan(params: Any, ctx: Any, n_train: int | None = None, per_epoch: int | Non
          device: str | None = None) -> dict:
     """Full estimate for `params` (data folder scanned when counts are not given)."""
     from modules.lora_training.train import dataset as ds
-    from modules.lora_training.train.model_loading import read_unet_config, resolve_base
+    from core.sdxl import read_unet_config, resolve_base
     from modules.lora_training.train.session import Paths
 
     p = cfg.apply_preset(params)

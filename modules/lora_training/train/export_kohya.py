@@ -70,15 +70,11 @@ def save_kohya(path: str | Path, tensors: dict, meta: dict[str, str]) -> Path:
     """Atomic write: temp name in the same folder, then rename over the target."""
     from safetensors.torch import save_file
 
+    from core.media import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -10,12 +10,11 @@ exactly as an uncached loop would. Files are written to a temp name then renamed
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 from modules.lora_training.train.dataset import Item, image_digest, load_pixels
-from modules.lora_training.train.model_loading import encode_prompt, tokenize
+from core.sdxl import encode_prompt, tokenize
 
 
 def _key(*parts: str) -> str:
@@ -44,10 +43,10 @@ class FeatureCache:
     def _save(self, path: Path, tensors: dict) -> None:
         from safetensors.torch import save_file
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, path)
+        from core.media import atomic_path
+
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp))
 
     def latents(self, items: list[Item], vae: Any, device: str, should_stop: Callable[[], bool],
                 progress: Callable[[int, int], None] | None = None) -> list[dict] | None:

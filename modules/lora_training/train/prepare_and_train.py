@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from core.errors import StudioError
+from core.params import MAX_ITEMS, MAX_NAME, StrictParams
 from modules.lora_training.train.config import TrainParams
 
 
-class PrepareAndTrainParams(BaseModel):
+class PrepareAndTrainParams(StrictParams):
     train: TrainParams = Field(default_factory=TrainParams)
     source_dir: str = Field("", description="folder to import from (never modified); empty = use prepared data")
-    files: list[str] = Field(default_factory=list, description="or uploaded files")
-    concept: str = Field("default", min_length=1, max_length=200)
+    files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, description="or uploaded files")
+    concept: str = Field("default", min_length=1, max_length=MAX_NAME)
     mode: Literal["buckets", "crop"] = "buckets"
     caption: bool = True
     caption_task: Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"] = "<DETAILED_CAPTION>"
@@ -28,10 +28,7 @@ class PrepareAndTrainParams(BaseModel):
 
 
 def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> dict:
-    try:
-        from modules.lora_training import data as data_side
-    except ImportError as exc:
-        raise StudioError("lora.data_side_missing") from exc
+    from modules.lora_training import data as data_side
     from modules.lora_training.train.trainer import train
 
     tp = params.train

@@ -14,8 +14,7 @@ from typing import Any
 
 from modules.lora_training.train import dataset as ds
 from modules.lora_training.train.latent_cache import FeatureCache
-from modules.lora_training.train.model_loading import (BaseRef, encode_prompt, load_pipeline, resolve_base,
-                                                       time_ids, tokenize)
+from core.sdxl import BaseRef, encode_prompt, load_pipeline, resolve_base, time_ids, tokenize
 
 
 @dataclass
