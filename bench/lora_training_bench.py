@@ -155,7 +155,12 @@ def main() -> None:
     ap.add_argument("--model")
     ap.add_argument("--data")
     ap.add_argument("--home")
+    ap.add_argument("--markdown-only", action="store_true", help="rewrite the report from the last JSON")
     a = ap.parse_args()
+    if a.markdown_only:
+        doc = json.loads((ROOT / "bench" / "results" / "lora_training.json").read_text(encoding="utf-8"))
+        return write(doc["results"], argparse.Namespace(**{**vars(a), **doc["config"], "device": doc["device"],
+                                                            "threads": doc["threads"]}), doc)
     if a.variant:
         return child(a)
     from tests.lora_training.tiny_sdxl import make_images, make_tiny_sdxl
@@ -184,14 +189,14 @@ def main() -> None:
     write(results, a)
 
 
-def write(results: dict, a) -> None:
+def write(results: dict, a, old: dict | None = None) -> None:
     import torch
 
     ref, ours = results["reference"], results["ours"]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     if a.device.startswith("cuda"):
         machine = torch.cuda.get_device_name(0) + ", " + machine
-    doc = {"device": a.device, "machine": machine, "threads": a.threads, "load_avg_end": list(os.getloadavg()),
+    doc = old or {"device": a.device, "machine": machine, "threads": a.threads, "load_avg_end": list(os.getloadavg()),
            "config": {k: getattr(a, k) for k in ("steps", "warmup", "resolution", "rank", "batch", "images", "rounds")},
            "results": results, "speedup_step_cpu": ref["step_cpu_s"] / ours["step_cpu_s"],
            "speedup_step_wall": ref["step_s"] / ours["step_s"],
@@ -216,13 +221,22 @@ def write(results: dict, a) -> None:
         r = results[name]
         md.append(f"| {label} | {r['step_cpu_s'] * 1000:.1f} | {r['step_s'] * 1000:.1f} | {1 / r['step_s']:.2f} | "
                   f"{r['peak_mb']:.0f} | {r['total_s']:.1f} |")
+    per_round = [r["step_cpu_s"] / o["step_cpu_s"] for r, o in zip(ref["rounds"], ours["rounds"])]
+    goal = "met" if doc["speedup_step_cpu"] >= 1.5 else "**not met**"
     md += ["", f"Step speed-up of ours over the reference: **{doc['speedup_step_cpu']:.2f}x** in CPU time "
-           f"({doc['speedup_step_wall']:.2f}x wall).", "",
+           f"({doc['speedup_step_wall']:.2f}x wall); per round (CPU time): "
+           f"{', '.join(f'{x:.2f}x' for x in per_round)}. Goal >= 1.5x: {goal}.", "",
+           "Where the difference is: the reference VAE-encodes the image and runs both text encoders every step; "
+           "ours reads cached latents and embeddings, and its optimizer step uses foreach kernels (CPU) / fused "
+           "(CUDA) with foreach clipping. The UNet forward + backward, about 90 % of a step here (see the step "
+           "profile below), is the same work in both, so on this model the ratio is bounded by how much of the "
+           "reference's step its encoders take; it grows with the size of the VAE and text encoders (real SDXL).",
+           "",
            "With a model this small, peak RSS is mostly the Python/torch/diffusers runtime (both ~590 MiB): "
            "the memory saving of caching (VAE and text encoders off the device) only shows at real SDXL size. "
            "Our total includes the one-time caching pass, checkpoint and LoRA writing.", "",
-           "No GPU was lent for this work: there are no real-SDXL (1024 px) GPU figures here. "
-           "Run `python bench/lora_training_bench.py --device cuda` on a GPU to add them.", ""]
+           "No GPU was lent for this work: no GPU figure here. "
+           "`python bench/lora_training_bench.py --device cuda` (in `bench/gpu_all.sh`) adds them.", ""]
     (ROOT / "docs" / "bench").mkdir(parents=True, exist_ok=True)
     (ROOT / "docs" / "bench" / "lora_training.md").write_text("\n".join(md), encoding="utf-8")
 

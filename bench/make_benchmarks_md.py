@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["lora_training", "super_resolution", "frame_interpolation", "style_transfer", "image_classifier"]
+ORDER = ["lora_training", "lora_step_profile", "lora_realsize", "super_resolution", "frame_interpolation", "style_transfer", "image_classifier"]
 
 HEADER = """# Benchmarks
 
@@ -18,7 +18,10 @@ Machine: 2 shared x86_64 CPU cores, no GPU; other work ran beside some runs, so 
 ratios are the steadier figures and wall times are noisy. **No GPU was lent to this session**:
 there are no GPU figures; every bench accepts `--device cuda` to add them.
 
-Run them all: `for b in bench/*_bench.py; do .venv/bin/python $b; done; .venv/bin/python bench/make_benchmarks_md.py`
+Run them all on CPU: `for b in bench/*_bench.py; do .venv/bin/python $b; done; .venv/bin/python bench/make_benchmarks_md.py`.
+On a GPU: `bash bench/gpu_all.sh` runs every GPU benchmark (LoRA presets at 1024 px and levers,
+SR, RIFE, style, classifier; captioning once the studio has a captioning bench) in under 10
+minutes on one H100/H200 and rebuilds this page. It has not run yet: no GPU was lent.
 """
 
 
