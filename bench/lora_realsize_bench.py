@@ -57,7 +57,8 @@ def config_for(preset: str, device: str, resolution: int) -> dict:
     p = apply_preset(TrainParams(vram_preset=preset, resolution=resolution, precision="bf16"))
     cuda = device.startswith("cuda")
     return {"preset": preset, "params": p, "batch": p.batch_size, "gc": p.gradient_checkpointing,
-            "optimizer": p.optimizer, "kernel": "fused" if cuda else "foreach", "sdpa": True,
+            "optimizer": p.optimizer, "kernel": "default" if p.optimizer == "adamw" else "8bit",
+            "sdpa": True,
             "sync_every": SYNC_EVERY["cuda" if cuda else "cpu"], "channels_last": False, "weights": "bf16",
             "compile": False, "fp8": False}
 
@@ -79,7 +80,7 @@ def skip_reason(c: dict, device: str) -> str | None:
             return "torchao not installed"
     if c["compile"] and not cuda and not os.environ.get("BENCH_COMPILE_CPU"):
         return "not run on CPU (compiling the real UNet takes longer than the bench budget)"
-    if c["kernel"] == "fused" and c["optimizer"] != "adamw":
+    if c["kernel"] in ("loop", "foreach", "fused") and c["optimizer"] != "adamw":
         return "n/a for adamw8bit"
     return None
 
@@ -139,7 +140,7 @@ class Model:
             return optim.build_optimizer("adamw8bit", groups, 1e-2, self.device)
         if reference:  # the script: torch.optim.AdamW with torch's default kernel choice
             return torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
-        if c["kernel"] == "default" or (c["kernel"] == ("fused" if self.device.startswith("cuda") else "foreach")):
+        if c["kernel"] == "default":
             return optim.build_optimizer("adamw", groups, 1e-2, self.device)  # the studio's choice
         flags = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[c["kernel"]]
         return torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8, **flags)
@@ -239,6 +240,15 @@ def main() -> None:
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "presets": {}, "levers": {}}
     gen = torch.Generator().manual_seed(0)
     first = True
+    out = ROOT / "bench" / "results" / f"lora_realsize_{'cuda' if cuda else 'cpu'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every part: a run cut short by its time cap keeps what it measured
+        res["load_avg_before"], res["load_avg_after"] = [round(v, 2) for v in load0], \
+            [round(v, 2) for v in os.getloadavg()]
+        res["wall_s"] = round(time.perf_counter() - t_start, 1)
+        out.write_text(json.dumps(res, indent=2, default=str), encoding="utf-8")
+
     for preset in presets:
         c = config_for(preset, a.device, a.resolution)
         m = Model(a.device, c["params"])
@@ -249,6 +259,7 @@ def main() -> None:
         # ours first in a fresh process: its peak is the one the estimate is checked against
         row["ours"] = run_variant(m, c, a, x, measure_peak=first)
         row["reference"] = run_variant(m, c, a, x, reference=True, measure_peak=False)
+        m.vae = None  # the reference's VAE must not weigh on the later peaks
         row["ours_again"] = run_variant(m, c, a, x)  # interleaved: load drift shows here
         row["estimate"] = estimate_for(c, m, a.device)
         row.update(flops_and_mfu(m, c, a, x, row))
@@ -259,22 +270,19 @@ def main() -> None:
             res["optimizer_levers"] = optimizer_levers(m, a.device)
         if preset == presets[-1] and a.levers != "none":
             names = [n for n, _, _ in LEVERS] if a.levers == "all" else a.levers.split(",")
+            res["levers"]["_baseline"] = {"label": "preset default", "preset": preset, **run_variant(m, c, a, x)}
             for name, label, change in LEVERS:  # fp32 and fp8 change the model: they run last
                 if name in names:
                     res["levers"][name] = {"label": label, "preset": preset,
                                            **run_variant(m, {**c, **change}, a, x)}
                     print(name, res["levers"][name], flush=True)
-            res["levers"]["_baseline"] = {"label": "preset default", "preset": preset, **run_variant(m, c, a, x)}
+                    save()
         print(preset, json.dumps(row, default=str), flush=True)
+        save()
         first = False
         del m
         reset_peak(a.device)
-    res["load_avg_before"], res["load_avg_after"] = [round(v, 2) for v in load0], \
-        [round(v, 2) for v in os.getloadavg()]
-    res["wall_s"] = round(time.perf_counter() - t_start, 1)
-    out = ROOT / "bench" / "results" / f"lora_realsize_{'cuda' if cuda else 'cpu'}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2, default=str), encoding="utf-8")
+    save()
     import realsize_report
 
     realsize_report.write()

@@ -222,13 +222,15 @@ def write(results: dict, a, old: dict | None = None) -> None:
         md.append(f"| {label} | {r['step_cpu_s'] * 1000:.1f} | {r['step_s'] * 1000:.1f} | {1 / r['step_s']:.2f} | "
                   f"{r['peak_mb']:.0f} | {r['total_s']:.1f} |")
     per_round = [r["step_cpu_s"] / o["step_cpu_s"] for r, o in zip(ref["rounds"], ours["rounds"])]
-    goal = "met" if doc["speedup_step_cpu"] >= 1.5 else "**not met**"
+    goal = ("met in every round" if min(per_round) >= 1.5 else
+            "met on the median only (the rounds vary with the load of the shared machine)") \
+        if doc["speedup_step_cpu"] >= 1.5 else "**not met**"
     md += ["", f"Step speed-up of ours over the reference: **{doc['speedup_step_cpu']:.2f}x** in CPU time "
            f"({doc['speedup_step_wall']:.2f}x wall); per round (CPU time): "
            f"{', '.join(f'{x:.2f}x' for x in per_round)}. Goal >= 1.5x: {goal}.", "",
            "Where the difference is: the reference VAE-encodes the image and runs both text encoders every step; "
            "ours reads cached latents and embeddings, and its optimizer step uses foreach kernels (CPU) / fused "
-           "(CUDA) with foreach clipping. The UNet forward + backward, about 90 % of a step here (see the step "
+           "(CUDA) with foreach clipping. The UNet forward + backward, most of a step here (see the step "
            "profile below), is the same work in both, so on this model the ratio is bounded by how much of the "
            "reference's step its encoders take; it grows with the size of the VAE and text encoders (real SDXL).",
            "",
