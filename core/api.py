@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field, ValidationError
 
-from core.errors import StudioError
+from core.errors import StudioError, error_text
 from core.store import is_disk_full
 from core.system import system_info
 from core.ui.job_view import eta_seconds
@@ -124,7 +124,7 @@ def create_api(ctx, auth: tuple[str, str] | None = None) -> FastAPI:
             params = model.model_validate_json(json.dumps(_integral_floats_to_int(body.params)), strict=True)
             job_id = ctx.jobs.create(body.kind, params)
         except ValidationError as exc:
-            raise HTTPException(422, [{"loc": ["body", "params", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+            raise HTTPException(422, [{"loc": ["body", "params", *e["loc"]], "msg": error_text(e, ctx.t), "type": e["type"]}
                                       for e in exc.errors(include_url=False, include_input=False)])
         except StudioError as exc:  # same shape as a validation error, as documented for 422
             raise HTTPException(422, [{"loc": ["body", "params"], "msg": exc.render(ctx.t), "type": "value_error"}])

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core.errors import StudioError, field_errors
+from core.safetext import dumps
 
 
 def read_params(arg: str | None) -> dict:
@@ -29,7 +30,7 @@ def run_job_foreground(ctx, kind: str, params: dict, out=None) -> int:
         print(ctx.t("jobs.unknown_kind", kind=kind), file=out)
         return 2
     except ValidationError as exc:
-        print("\n".join(field_errors(exc)), file=out)
+        print("\n".join(field_errors(exc, ctx.t)), file=out)
         return 2
     except StudioError as exc:
         print(exc.render(ctx.t), file=out)
@@ -90,5 +91,5 @@ def run_direct(ctx, kind: str, params, run, verbose: bool = True, out=None) -> i
     finally:
         signal.signal(signal.SIGINT, previous)
         ctx.models.release(job.id)
-    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    print(dumps(result, indent=2, ensure_ascii=False))  # safe: a non-UTF-8 file name must not crash stdout
     return 3 if job.should_stop() else 0

@@ -24,9 +24,18 @@ class JobStopped(Exception):
     """Raised by `job.raise_if_stopped()`; the runner records the job as stopped."""
 
 
-def field_errors(exc) -> list[str]:
+def error_text(error: dict, t=None) -> str:
+    """The message of one pydantic error; translated when a validator raised a StudioError
+    (e.g. core.paths.PathRefused), pydantic's own English text otherwise."""
+    cause = (error.get("ctx") or {}).get("error")
+    if t is not None and isinstance(cause, StudioError):
+        return cause.render(t)
+    return error.get("msg", "")
+
+
+def field_errors(exc, t=None) -> list[str]:
     """A pydantic ValidationError as "field: message" lines (CLI output)."""
-    return [f"{'.'.join(map(str, e['loc'])) or '?'}: {e['msg']}" for e in exc.errors()]
+    return [f"{'.'.join(map(str, e['loc'])) or '?'}: {error_text(e, t)}" for e in exc.errors()]
 
 
 def user_message(exc: BaseException, t) -> str:
@@ -37,5 +46,5 @@ def user_message(exc: BaseException, t) -> str:
         return exc.render(t)
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
-        return t("panel.bad_field", field=".".join(map(str, first.get("loc", ()))) or "?", error=first.get("msg", ""))
+        return t("panel.bad_field", field=".".join(map(str, first.get("loc", ()))) or "?", error=error_text(first, t))
     return t("errors.unexpected", error=f"{type(exc).__name__}: {exc}")

@@ -53,6 +53,29 @@ class Translator:
         return text
 
 
+def browser_language(accept_language: str | None, setting: str | None = "auto") -> str:
+    """The language a browser asked for (its Accept-Language header), unless LANGUAGE forces one.
+
+    Labels follow the browser through gr.I18n; text the server composes for one request
+    (status lines, tables) uses this so both agree."""
+    forced = (setting or "auto").lower()
+    if forced in LANGUAGES:
+        return forced
+    for part in (accept_language or "").split(","):
+        code = part.split(";")[0].strip()[:2].lower()
+        if code in LANGUAGES:
+            return code
+    return resolve_language(setting)
+
+
+def request_translator(ctx, request) -> "Translator":
+    """A Translator for the browser behind a Gradio request (the studio's own without one)."""
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return ctx.t
+    return Translator(browser_language(headers.get("accept-language"), str(ctx.config.get("LANGUAGE", "auto"))))
+
+
 def gradio_i18n():
     """A gr.I18n with every language (imported lazily: engines never need gradio)."""
     import gradio as gr

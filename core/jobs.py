@@ -162,6 +162,9 @@ class JobRunner:
         self._queues: dict[bool, list[str]] = {True: [], False: []}
         self._closing = False
         self._running: set[str] = set()
+        # final states the store refused even without the result: retried by the writer
+        # thread until they land, so no job shows "running" for ever (job id -> (status, error))
+        self._unsaved: dict[str, tuple[str, str]] = {}
         self.interrupted_at_start = store.mark_interrupted()
         self._writer = threading.Thread(target=self._write_loop, name="job-events", daemon=True)
         self._writer.start()
@@ -359,7 +362,28 @@ class JobRunner:
         self.flush()
         if result is not None and not isinstance(result, (dict, list, str, int, float)):
             result = {"value": str(result)}
-        self._persist(self.store.set_status, job.id, status, error=error, result=result)
+        if not self._persist(self.store.set_status, job.id, status, error=error, result=result):
+            self._final_fallback(job, status, error)
+
+    def _final_fallback(self, job: Job, status: str, error: str | None) -> None:
+        """The final state could not be written: end the job as failed with a message saying
+        so (no result, which may be what the store refused); keep retrying if even that fails."""
+        message = self.t("jobs.store_write_failed", status=self.t(f"jobs.status.{status}"),
+                         error=error or "-")
+        with self._cond:
+            self._unsaved[job.id] = ("failed", message)
+        self._retry_unsaved()
+
+    def _retry_unsaved(self) -> None:
+        with self._cond:
+            todo = list(self._unsaved.items())
+        for job_id, (status, message) in todo:
+            try:
+                self.store.set_status(job_id, status, error=message)
+            except Exception:  # noqa: BLE001 - tried again at the next flush
+                continue
+            with self._cond:
+                self._unsaved.pop(job_id, None)
 
     def _persist(self, write: Callable[..., None], *args: Any, **kwargs: Any) -> bool:
         """A store write retried while the disk is full, so a job's final state is not lost
@@ -424,6 +448,8 @@ class JobRunner:
                         for e in batch:
                             if e[0] == "progress" and e[1] not in last_progress:
                                 last_progress[e[1]] = e
+            if self._unsaved:
+                self._retry_unsaved()
             for w in waiters:
                 w.set()
             waiters = []

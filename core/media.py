@@ -63,24 +63,17 @@ def is_image_file(path: PathLike) -> bool:
     return p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file()
 
 
-def _natural_key(p: Path) -> list:
-    # frame_2 before frame_10: image sequences come out in the order they were made
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.as_posix())]
+def list_images(folder: PathLike, recursive: bool = True, on_skip=None, within: PathLike | None = None) -> list[Path]:
+    """Image files under `folder`, in natural order; hidden files and folders skipped.
 
+    The scan is `core.folders.walk_files`: links leaving the folder, loops and broken links
+    are skipped and reported to `on_skip(path, reason)` (see there)."""
+    from core.folders import walk_files
 
-def list_images(folder: PathLike, recursive: bool = True) -> list[Path]:
-    """Image files under `folder`, in natural order; hidden files and folders skipped."""
     root = Path(folder)
     if not root.is_dir():
         raise StudioError("media.not_a_folder", path=root.name or str(root))
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
-        for name in filenames:
-            p = Path(dirpath) / name
-            if not name.startswith(".") and p.suffix.lower() in IMAGE_EXTS and p.is_file():
-                found.append(p)
-    return sorted(found, key=lambda p: _natural_key(p.relative_to(root)))
+    return walk_files(root, recursive, on_skip=on_skip, within=within, suffixes=IMAGE_EXTS)
 
 
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from core.safetext import dumps, safe_text
+
 STATUSES = ("pending", "running", "completed", "failed", "stopped", "cancelled", "interrupted")
 FINAL = frozenset({"completed", "failed", "stopped", "cancelled", "interrupted"})
 
@@ -120,7 +122,7 @@ class Store:
     def create_job(self, job_id: str, kind: str, params: dict, parent_id: str | None = None) -> None:
         self._exec(
             "INSERT INTO jobs(id, kind, params, status, created, parent_id) VALUES (?,?,?,?,?,?)",
-            (job_id, kind, json.dumps(params, default=str), "pending", time.time(), parent_id),
+            (job_id, kind, dumps(params), "pending", time.time(), parent_id),
         )
 
     def set_status(self, job_id: str, status: str, error: str | None = None, result: Any = None,
@@ -136,13 +138,13 @@ class Store:
             args.append(now)
         if error is not None:
             sets.append("error=?")
-            args.append(error)
+            args.append(safe_text(error))
         if result is not None:
             sets.append("result=?")
-            args.append(json.dumps(result, default=str))
+            args.append(dumps(result))
         if device is not None:
             sets.append("device=?")
-            args.append(device)
+            args.append(safe_text(device))
         args.append(job_id)
         self._exec(f"UPDATE jobs SET {', '.join(sets)} WHERE id=?", args)
 
@@ -199,6 +201,8 @@ class Store:
 
         Event tuples: ("log", job, ts, level, msg) | ("metric", job, ts, step, name, value) |
         ("artifact", job, ts, path, kind) | ("progress", job, done, total, desc).
+        Text goes through `safe_text`: one file name that is not UTF-8 must not make SQLite
+        refuse (and the runner drop) the whole batch of log lines it came with.
         """
         if not events:
             return
@@ -206,14 +210,17 @@ class Store:
             for ev in events:
                 tag = ev[0]
                 if tag == "log":
-                    db.execute("INSERT INTO logs(job_id, ts, level, message) VALUES (?,?,?,?)", ev[1:5])
+                    db.execute("INSERT INTO logs(job_id, ts, level, message) VALUES (?,?,?,?)",
+                               (ev[1], ev[2], safe_text(ev[3]), safe_text(ev[4])))
                 elif tag == "metric":
-                    db.execute("INSERT INTO metrics(job_id, ts, step, name, value) VALUES (?,?,?,?,?)", ev[1:6])
+                    db.execute("INSERT INTO metrics(job_id, ts, step, name, value) VALUES (?,?,?,?,?)",
+                               (ev[1], ev[2], ev[3], safe_text(ev[4]), ev[5]))
                 elif tag == "artifact":
-                    db.execute("INSERT INTO artifacts(job_id, ts, path, kind) VALUES (?,?,?,?)", ev[1:5])
+                    db.execute("INSERT INTO artifacts(job_id, ts, path, kind) VALUES (?,?,?,?)",
+                               (ev[1], ev[2], safe_text(ev[3]), safe_text(ev[4])))
                 elif tag == "progress":
                     db.execute("UPDATE jobs SET progress_done=?, progress_total=?, progress_desc=? WHERE id=?",
-                               (ev[2], ev[3], ev[4], ev[1]))
+                               (ev[2], ev[3], safe_text(ev[4]), ev[1]))
 
     def logs(self, job_id: str, after: int = 0, limit: int = 1000) -> list[dict]:
         return self._exec("SELECT id, ts, level, message FROM logs WHERE job_id=? AND id>? ORDER BY id LIMIT ?",

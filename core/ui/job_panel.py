@@ -23,6 +23,7 @@ import gradio as gr
 from pydantic import ValidationError
 
 from core.errors import StudioError, user_message
+from core.i18n import request_translator
 from core.ui.job_view import format_logs, metric_frame, status_markdown
 
 ACTIVE = ("pending", "running")
@@ -55,7 +56,7 @@ class JobPanel:
         with gr.Group():
             self.job_id = gr.Textbox(label=i18n("panel.job_id"), interactive=False, max_lines=1,
                                      elem_classes=["cb-job-id"])
-            self.status = gr.Markdown(ctx.t("panel.no_job"), elem_classes=["cb-job-status"])
+            self.status = gr.Markdown(i18n("panel.no_job"), elem_classes=["cb-job-status"])
             with gr.Row():
                 # Red and clickable only while there is something to stop.
                 self.stop_btn = gr.Button(i18n("panel.stop"), variant="secondary", size="sm", interactive=False,
@@ -92,14 +93,15 @@ class JobPanel:
         except StudioError as exc:
             raise gr.Error(exc.render(self.ctx.t)) from exc
 
-    def stop(self, job_id: str) -> str:
+    def stop(self, job_id: str, request: gr.Request = None) -> str:
+        t = request_translator(self.ctx, request)
         if not job_id:
-            return self.ctx.t("panel.no_job")
+            return t("panel.no_job")
         try:
             self.ctx.jobs.stop(job_id)
         except KeyError:
             pass
-        return status_markdown(self.ctx.store.get_job(job_id), self.ctx.t)
+        return status_markdown(self.ctx.store.get_job(job_id), t)
 
     def latest_job(self) -> str:
         """The job to re-attach to on page load: newest active one of this tab, else newest."""
@@ -113,8 +115,8 @@ class JobPanel:
         demo.load(self.latest_job, outputs=self.job_id)
 
     # -- polling ------------------------------------------------------------
-    def refresh(self, job_id: str):
-        store, t = self.ctx.store, self.ctx.t
+    def refresh(self, job_id: str, request: gr.Request = None):
+        store, t = self.ctx.store, request_translator(self.ctx, request)
         row = store.get_job(job_id) if job_id else None
         if row is None:
             return t("panel.no_job"), "", None, [], None, "", gr.Timer(active=False), stop_button(False)

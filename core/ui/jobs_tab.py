@@ -11,23 +11,26 @@ import pandas as pd
 
 from core.compare import common_metrics, compare_runs, overlay_rows
 from core.errors import StudioError
+from core.i18n import request_translator
 from core.store import STATUSES
 from core.system import system_info
 from core.ui.job_panel import ACTIVE, FOLLOW_TAIL_JS, stop_button
 from core.ui.job_view import fmt_seconds, format_logs, metric_frame, status_markdown
 
-COLUMNS = ["id", "kind", "status", "created", "duration", "progress", "error"]
+COLUMNS = ["id", "kind", "status", "created", "duration", "progress", "error"]  # the job id stays first
 
 
-def jobs_table(store, status: str | None, kind: str | None) -> pd.DataFrame:
+def jobs_table(store, status: str | None, kind: str | None, t=None) -> pd.DataFrame:
+    """The jobs list; headers and statuses in the language of `t` (raw names without one)."""
     rows = store.list_jobs(status=status or None, kind_prefix=kind or None, limit=500)
     data = []
     for r in rows:
         dur = (r["finished"] or time.time()) - r["started"] if r["started"] else None
         prog = f"{r['progress_done']:g}/{r['progress_total']:g}" if r["progress_total"] else ""
-        data.append([r["id"], r["kind"], r["status"], time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"])),
+        data.append([r["id"], r["kind"], t(f"jobs.status.{r['status']}") if t else r["status"],
+                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"])),
                      fmt_seconds(dur), prog, (r["error"] or "")[:120]])
-    return pd.DataFrame(data, columns=COLUMNS)
+    return pd.DataFrame(data, columns=[t(f"jobs.col.{c}") for c in COLUMNS] if t else COLUMNS)
 
 
 def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
@@ -36,7 +39,7 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
         status_f = gr.Dropdown([""] + list(STATUSES), value="", label=i18n("jobs.filter_status"), scale=1)
         kind_f = gr.Textbox(label=i18n("jobs.filter_kind"), placeholder="lora.", scale=1)
         refresh = gr.Button(i18n("jobs.refresh"), scale=0)
-    table = gr.Dataframe(value=lambda: jobs_table(store, None, None), interactive=False, wrap=True,
+    table = gr.Dataframe(value=lambda: jobs_table(store, None, None, t), interactive=False, wrap=True,
                          label=i18n("jobs.table"), elem_classes=["cb-jobs-table"])
     selected = gr.Textbox(label=i18n("panel.job_id"), elem_classes=["cb-jobs-selected"])
     with gr.Row():
@@ -57,7 +60,8 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
     # the end), and goes quiet once it is final.
     follow = gr.Timer(1.0, active=False)
 
-    def details(job_id: str):
+    def details(job_id: str, request: gr.Request = None):
+        t = request_translator(ctx, request)
         row = store.get_job(job_id) if job_id else None
         if row is None:
             return t("panel.no_job"), None, None, "", [], None, gr.Timer(active=False), stop_button(False)
@@ -75,7 +79,10 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
     log.change(None, js=FOLLOW_TAIL_JS)
 
     def on_select(df: pd.DataFrame, evt: gr.SelectData):
-        return df.iloc[evt.index[0]]["id"]
+        return df.iloc[evt.index[0], 0]  # the id column (its header is translated)
+
+    def listing(s, k, request: gr.Request = None):
+        return jobs_table(store, s, k, request_translator(ctx, request))
 
     def act(action, job_id):
         try:
@@ -100,17 +107,17 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
     selected.change(details, inputs=selected, outputs=detail_outs)
     filt = [status_f, kind_f]
     for trigger in (refresh.click, status_f.change, kind_f.submit):
-        trigger(lambda s, k: jobs_table(store, s, k), inputs=filt, outputs=table)
+        trigger(listing, inputs=filt, outputs=table)
     for btn, name in ((stop_b, "stop"), (resume_b, "resume"), (delete_b, "delete")):
         btn.click(lambda j, _n=name: act(_n, j), inputs=selected, outputs=selected).then(
-            lambda s, k: jobs_table(store, s, k), inputs=filt, outputs=table)
+            listing, inputs=filt, outputs=table)
 
     with gr.Accordion(i18n("jobs.compare"), open=False):
         with gr.Row():
             pick = gr.Dropdown(multiselect=True, label=i18n("jobs.compare_pick"), choices=[], scale=3)
             metric = gr.Textbox(value="loss", label=i18n("jobs.compare_metric"), scale=1)
             go = gr.Button(i18n("jobs.compare_go"), scale=0)
-        cmp_chart = gr.LinePlot(x="step", y="value", color="job", height=280)
+        cmp_chart = gr.LinePlot(x="step", y="value", color="job")  # no fixed height: it clips the legend
         cmp_diff = gr.Dataframe(interactive=False, label=i18n("jobs.compare_diff"))
 
     def compare(ids, name):
@@ -129,9 +136,9 @@ def build_jobs_tab(ctx, demo: gr.Blocks) -> None:
         mon_refresh = gr.Button(i18n("jobs.refresh"), size="sm")
     mon_refresh.click(lambda: system_info(ctx), outputs=mon)
 
-    def on_load():
+    def on_load(request: gr.Request = None):
         choices = [r["id"] for r in store.list_jobs(limit=200) if store.metrics(r["id"], "loss")]
-        return jobs_table(store, None, None), gr.update(choices=choices), system_info(ctx)
+        return listing(None, None, request), gr.update(choices=choices), system_info(ctx)
 
     demo.load(on_load, outputs=[table, pick, mon])
 

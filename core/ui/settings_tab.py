@@ -18,14 +18,16 @@ def build_settings_tab(ctx) -> None:
     with gr.Column():
         for key in EDITABLE:
             value = cfg.get(key)
+            # A readable label; the raw key (what config files and env vars use) as the hint.
+            label, info = i18n(f"settings.key.{key}"), key
             if isinstance(value, bool):
-                fields[key] = gr.Checkbox(value=value, label=key)
+                fields[key] = gr.Checkbox(value=value, label=label, info=info)
             elif key == "LANGUAGE":
-                fields[key] = gr.Dropdown(["auto", "en", "fr"], value=value, label=key)
+                fields[key] = gr.Dropdown(["auto", "en", "fr"], value=value, label=label, info=info)
             elif key == "PRECISION":
-                fields[key] = gr.Dropdown(["auto", "bf16", "fp16", "fp32"], value=value, label=key)
+                fields[key] = gr.Dropdown(["auto", "bf16", "fp16", "fp32"], value=value, label=label, info=info)
             else:
-                fields[key] = gr.Textbox(value=str(value), label=key)
+                fields[key] = gr.Textbox(value=str(value), label=label, info=info)
     save = gr.Button(i18n("settings.save"), variant="primary")
     saved = gr.Markdown()
 

@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("video", help="interpolate a video")
     v.add_argument("input")
-    v.add_argument("-o", "--output", default="")
+    v.add_argument("-o", "--output", default="", help="file under OUTPUTS_DIR")
     mode = v.add_mutually_exclusive_group()
     mode.add_argument("--multi", type=int, help="2, 4, ... N times the frame rate (default 2)")
     mode.add_argument("--fps", help="target frame rate, e.g. 60 or 60000/1001")
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-boomerang", action="store_true")
     p.add_argument("--no-gif", action="store_true")
     p.add_argument("--no-mp4", action="store_true")
-    p.add_argument("-o", "--output-dir", default="")
+    p.add_argument("-o", "--output-dir", default="", help="folder under OUTPUTS_DIR")
     model_args(p)
 
     sub.add_parser("models", help="list the weights in RIFE_DIR with their detected variant")
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             kind, params = _params(a)
         except ValidationError as exc:
-            print("\n".join(field_errors(exc)), file=sys.stderr)
+            print("\n".join(field_errors(exc, ctx.t)), file=sys.stderr)
             return 2
         run = run_interpolate_video if kind == "rife.interpolate_video" else run_interpolate_pair
         return run_direct(ctx, kind, params, run, verbose=not a.quiet)

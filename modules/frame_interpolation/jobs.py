@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from core.errors import StudioError
+from core.paths import inside
 from modules.frame_interpolation.params import InterpolatePairParams, InterpolateVideoParams, parse_fps
 
 PREVIEW_EVERY_S = 5.0
@@ -89,7 +90,9 @@ def _interpolate_video(job, p: InterpolateVideoParams, ctx, src: Path, reader) -
     if p.keep_audio and reader.has_audio and slowmo != 1:
         job.warning(job.t("rife.log.no_audio_slowmo"))
     interp, _ = _interpolator(job, p, ctx)
-    out = Path(p.output).expanduser() if p.output else ctx.path("OUTPUTS_DIR") / "rife" / f"{src.stem}_{tag}.mp4"
+    # a typed output lies under OUTPUTS_DIR (never the process' working folder)
+    out = inside(ctx.path("OUTPUTS_DIR"), p.output, "output") if p.output else \
+        ctx.path("OUTPUTS_DIR") / "rife" / f"{src.stem}_{tag}.mp4"
     if out.resolve() == src:
         raise StudioError("rife.output_is_input", path=str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,7 @@ def run_interpolate_pair(job, p: InterpolatePairParams, ctx) -> dict:
         img_b = img_b.resize(img_a.size, Image.Resampling.LANCZOS)
     a, b = np.asarray(img_a), np.asarray(img_b)
     interp, _ = _interpolator(job, p, ctx)
-    folder = Path(p.output_dir).expanduser() if p.output_dir else ctx.path("OUTPUTS_DIR") / "rife"
+    folder = inside(ctx.path("OUTPUTS_DIR"), p.output_dir, "output_dir") if p.output_dir else ctx.path("OUTPUTS_DIR") / "rife"
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{a_path.stem}_{b_path.stem}"
     pa, pb = interp.prepare(a), interp.prepare(b)

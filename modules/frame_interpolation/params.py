@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from core.params import StrictParams
+from core.paths import RelPath
 
 Precision = Literal["auto", "fp16", "fp32"]
 Scale = Literal[0.25, 0.5, 1.0, 2.0, 4.0]
@@ -42,7 +43,7 @@ class ModelParams(StrictParams):
 
 class InterpolateVideoParams(ModelParams):
     input: str = Field(..., min_length=1, description="source video")
-    output: str = Field("", description="output file (empty: OUTPUTS_DIR/rife/<name>_<mode>.mp4)")
+    output: RelPath = Field("", description="output file under OUTPUTS_DIR (empty: OUTPUTS_DIR/rife/<name>_<mode>.mp4)")
     mode: Literal["multiply", "fps", "slowmo"] = "multiply"
     multiplier: int = Field(2, ge=2, le=16, description="mode multiply: 2x, 4x, ... Nx the frame rate")
     target_fps: str = Field("60", max_length=40, description="mode fps: output frame rate, e.g. 60 or 60000/1001")
@@ -73,4 +74,4 @@ class InterpolatePairParams(ModelParams):
     boomerang: bool = Field(True, description="play the animation forth and back")
     gif: bool = True
     mp4: bool = True
-    output_dir: str = Field("", description="empty: OUTPUTS_DIR/rife")
+    output_dir: RelPath = Field("", description="folder under OUTPUTS_DIR (empty: OUTPUTS_DIR/rife)")

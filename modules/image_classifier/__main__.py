@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({p: r for p, r in zip(args["images"], preds)}, indent=2))
         return 0
     except ValidationError as exc:
-        print("\n".join(field_errors(exc)), file=sys.stderr)
+        print("\n".join(field_errors(exc, ctx.t)), file=sys.stderr)
         return 2
     except StudioError as exc:
         print(exc.render(ctx.t), file=sys.stderr)

@@ -37,8 +37,13 @@ class Scan:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def scan_image_folder(root: str | Path) -> Scan:
-    """Classes are the sub-folders of `root` (sorted, like torchvision's ImageFolder)."""
+def scan_image_folder(root: str | Path, on_skip=None) -> Scan:
+    """Classes are the sub-folders of `root` (sorted, like torchvision's ImageFolder).
+
+    Images are found by `core.folders.walk_files` with links kept inside `root`: a class
+    folder or an image that links outside the dataset is skipped (reported to `on_skip`; a
+    class left with no image is no class)."""
+
     root = Path(root).expanduser()
     if not root.is_dir():
         raise StudioError("clf.data_missing", path=str(root))
@@ -47,7 +52,7 @@ def scan_image_folder(root: str | Path) -> Scan:
     labels: list[int] = []
     counts: dict[str, int] = {}
     for idx, name in enumerate(classes):
-        found = sorted(list_images(root / name, recursive=True))
+        found = sorted(list_images(root / name, recursive=True, on_skip=on_skip, within=root))
         counts[name] = len(found)
         files += found
         labels += [idx] * len(found)

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from core.params import MAX_SEED, StrictParams
+from core.paths import SafeName
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class TrainParams(StrictParams):
     """`clf.train`: train (or resume) a classifier on an ImageFolder dataset."""
 
     data_dir: str = Field(min_length=1, description="folder with one sub-folder of images per class")
-    name: str = Field(pattern=NAME_PATTERN, description="output model folder name in CLASSIFIERS_DIR")
+    name: SafeName = Field(pattern=NAME_PATTERN, description="output model folder name in CLASSIFIERS_DIR")
     preset: PresetName = "baseline"
     backbone: str = Field("", description="local folder or hub id; overrides the preset's backbone")
     image_size: int | None = Field(None, ge=16, le=1024)
@@ -73,6 +74,6 @@ class TrainParams(StrictParams):
 class ExportParams(StrictParams):
     """`clf.export_onnx`: export a saved classifier to ONNX and check it against PyTorch."""
 
-    model: str = Field(pattern=NAME_PATTERN, description="model folder name in CLASSIFIERS_DIR")
+    model: SafeName = Field(pattern=NAME_PATTERN, description="model folder name in CLASSIFIERS_DIR")
     opset: int = Field(17, ge=11, le=23)
     tolerance: float = Field(1e-4, gt=0, le=0.1, description="max |probability difference| accepted")

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import StudioError
+from core.paths import name_inside
 from core.models import load_state_dict_file
 from core.tracking import Tracker
 from modules.image_classifier.augment import train_batch
@@ -36,7 +37,7 @@ MAX_LISTED_BAD = 20  # unreadable files named one by one in the log; all are in 
 
 
 def _output_folder(ctx, params: TrainParams) -> Path:
-    out = ctx.path("CLASSIFIERS_DIR") / params.name
+    out = name_inside(ctx.path("CLASSIFIERS_DIR"), params.name, "name")
     if params.resume:
         if not (out / "state" / "last.pt").is_file():
             raise StudioError("clf.nothing_to_resume", name=params.name)
@@ -83,7 +84,9 @@ def _run_train(job, params: TrainParams, ctx) -> dict:
     t = job.t
     out = _output_folder(ctx, params)
     preset = params.preset_obj()
-    scan = scan_image_folder(params.data_dir)
+    from core.folders import job_reporter
+
+    scan = scan_image_folder(params.data_dir, on_skip=job_reporter(job))
     job.info(t("clf.log.classes", n=len(scan.class_names),
                counts=", ".join(f"{c}: {n}" for c, n in scan.counts.items())))
 

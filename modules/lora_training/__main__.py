@@ -59,7 +59,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         params = _load_params(args.config, args.set)
-    except (OSError, ValueError, ValidationError) as exc:
+    except ValidationError as exc:  # a field per line, reasons translated (e.g. core.paths')
+        from core.config import Settings
+        from core.errors import field_errors
+        from core.i18n import Translator, resolve_language
+
+        t = Translator(resolve_language(Settings(Path(args.home) if args.home else None).get("LANGUAGE")))
+        print("\n".join(f"error: {line}" for line in field_errors(exc, t)), file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ctx = build_context(args.home, load_modules=False)

@@ -37,6 +37,8 @@ def _add_fields(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif typing.get_origin(base) is list:
             item = (typing.get_args(base) or (str,))[0]
+            if typing.get_origin(item) is typing.Annotated:  # e.g. Weight = Annotated[float, Field(...)]
+                item = typing.get_args(item)[0]
             parser.add_argument(flag, nargs="+", type=item, required=field.is_required(), **kw)
         elif typing.get_origin(base) is typing.Literal:
             parser.add_argument(flag, choices=typing.get_args(base), **kw)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from core.params import MAX_SEED, StrictParams
+from core.paths import RelPath, SafeName
 
 from modules.style_transfer.layers import LAYER_NAMES
 
@@ -33,7 +34,7 @@ class GatysParams(_Base):
     content: str = Field(min_length=1, description="content image path")
     styles: list[str] = Field(min_length=1, max_length=8, description="style image paths")
     style_weights: Optional[list[Weight]] = Field(None, max_length=8, description="one weight >= 0 per style image")
-    output: Optional[str] = Field(None, description="output file (default: OUTPUTS_DIR/style/...png)")
+    output: Optional[RelPath] = Field(None, description="output file under OUTPUTS_DIR (default: OUTPUTS_DIR/style/...png)")
     vgg_weights: Optional[str] = Field(None, description="VGG19 weights file in STYLE_DIR (default: vgg19*.pth)")
     size: int = Field(512, ge=32, le=4096, description="longer side of the output")
     steps: int = Field(300, ge=1, le=10000, description="optimisation steps per scale")
@@ -71,7 +72,7 @@ class GatysParams(_Base):
 class FastApplyParams(_Base):
     model: str = Field(min_length=1, description="fast style network (.pth/.safetensors) in STYLE_DIR, or a path")
     inputs: list[str] = Field(min_length=1, max_length=1000, description="image files, folders or videos")
-    output_dir: Optional[str] = Field(None, description="default: OUTPUTS_DIR/style/<job id>")
+    output_dir: Optional[RelPath] = Field(None, description="folder under OUTPUTS_DIR (default: OUTPUTS_DIR/style/<job id>)")
     recursive: bool = True
     max_side: Optional[int] = Field(None, ge=32, le=8192, description="network input's longer side")
     original_colors: bool = False
@@ -85,7 +86,7 @@ class FastApplyParams(_Base):
 class FastTrainParams(_Base):
     style: str = Field(min_length=1, description="style image path")
     content_dir: str = Field(min_length=1, description="folder of content images")
-    name: str = Field(min_length=1, max_length=80, description="network name: STYLE_DIR/<name>.pth")
+    name: SafeName = Field(min_length=1, max_length=80, description="network name: STYLE_DIR/<name>.pth")
     vgg_weights: Optional[str] = None
     init_from: Optional[str] = Field(None, description="fine-tune from this network instead of from scratch")
     image_size: int = Field(256, ge=32, le=1024)
@@ -113,7 +114,7 @@ class FastTrainParams(_Base):
 
 class ExportOnnxParams(_Base):
     model: str = Field(min_length=1, description="fast style network in STYLE_DIR, or a path")
-    output: Optional[str] = Field(None, description="default: next to the network, .onnx")
+    output: Optional[RelPath] = Field(None, description="file under OUTPUTS_DIR (default: next to the network, .onnx)")
     opset: int = Field(17, ge=11, le=21)
     check_size: int = Field(256, ge=32, le=1024, description="side of the test image for the numerical check")
     atol: float = Field(1e-2, gt=0, le=255, description="absolute tolerance, in 0-255 pixel units")

@@ -56,12 +56,11 @@ def list_networks(ctx: "StudioContext") -> list[str]:
                   if p.is_file() and p.suffix.lower() in NETWORK_EXTS and not p.name.lower().startswith("vgg"))
 
 
-def output_path(ctx: "StudioContext", text: str | None, default: Path) -> Path:
-    """A user output path: relative ones go under OUTPUTS_DIR."""
-    if not text:
-        return default
-    p = Path(text).expanduser()
-    return p if p.is_absolute() else ctx.path("OUTPUTS_DIR") / p
+def output_path(ctx: "StudioContext", text: str | None, default: Path, what: str = "output") -> Path:
+    """A user output path, always under OUTPUTS_DIR (core.paths refuses what would leave it)."""
+    from core.paths import inside
+
+    return inside(ctx.path("OUTPUTS_DIR"), text, what) if text else default
 
 
 def load_vgg(ctx: "StudioContext", weights: str | None, pool: str = "max") -> "VGG19Features":

@@ -59,20 +59,20 @@ def run_gatys(job: "Job", p: "GatysParams", ctx: "StudioContext") -> dict[str, A
             "stopped": result.stopped, "final_loss": result.losses[-1] if result.losses else None}
 
 
-def _collect(inputs: list[str], recursive: bool) -> list[tuple[Path, Path, bool]]:
-    """(source, relative output stem, is_video) for every file named or found in a folder."""
-    from core.media import is_image_file, list_images
+def _collect(inputs: list[str], recursive: bool, on_skip=None) -> list[tuple[Path, Path, bool]]:
+    """(source, relative output stem, is_video) for every file named or found in a folder
+    (scanned by `core.folders.walk_files`: links leaving it are skipped, see there)."""
+    from core.folders import walk_files
+    from core.media import IMAGE_EXTS, is_image_file
 
     items: list[tuple[Path, Path, bool]] = []
     for text in inputs:
         src = res.existing_path(text)
         if src.is_dir():
-            for f in list_images(src, recursive=recursive):
-                items.append((f, Path(src.name) / f.relative_to(src).with_suffix(""), False))
-            pattern = "**/*" if recursive else "*"
-            for f in sorted(src.glob(pattern)):
-                if f.is_file() and f.suffix.lower() in res.VIDEO_EXTS:
-                    items.append((f, Path(src.name) / f.relative_to(src).with_suffix(""), True))
+            found = walk_files(src, recursive, on_skip=on_skip, suffixes=IMAGE_EXTS | res.VIDEO_EXTS)
+            for video in (False, True):  # images first, then videos, as before
+                items += [(f, Path(src.name) / f.relative_to(src).with_suffix(""), video) for f in found
+                          if (f.suffix.lower() in res.VIDEO_EXTS) == video]
         elif src.suffix.lower() in res.VIDEO_EXTS:
             items.append((src, Path(src.stem), True))
         elif is_image_file(src):
@@ -88,10 +88,12 @@ def run_fast_apply(job: "Job", p: "FastApplyParams", ctx: "StudioContext") -> di
 
     net_path = res.network_path(ctx, p.model)
     net = ctx.models.load(job.id, f"style.fast:{net_path}", lambda: res.load_network(net_path).to(ctx.models.device))
-    items = _collect(p.inputs, p.recursive)
+    from core.folders import job_reporter
+
+    items = _collect(p.inputs, p.recursive, on_skip=job_reporter(job))
     if not items:
         raise StudioError("style.no_inputs")
-    out_dir = res.output_path(ctx, p.output_dir, ctx.path("OUTPUTS_DIR") / "style" / job.id)
+    out_dir = res.output_path(ctx, p.output_dir, ctx.path("OUTPUTS_DIR") / "style" / job.id, "output_dir")
     s = ApplySettings(p.max_side, p.original_colors, p.color_space, p.strength)
     total = sum(_frame_count(src) if video else 1 for src, _, video in items)
     done, written, failed, previews = 0, 0, 0, 0
@@ -171,7 +173,8 @@ def _apply_video(job: "Job", net, src: Path, out: Path, s, p: "FastApplyParams",
 
 
 def run_fast_train(job: "Job", p: "FastTrainParams", ctx: "StudioContext") -> dict[str, Any]:
-    from core.media import list_images, load_image, safe_name
+    from core.media import list_images, load_image
+    from core.paths import name_inside
     from modules.style_transfer.imageops import pil_to_tensor, tensor_to_pil
     from modules.style_transfer.train import FastTrainSettings, train_fast
 
@@ -181,7 +184,7 @@ def run_fast_train(job: "Job", p: "FastTrainParams", ctx: "StudioContext") -> di
     if not paths:
         raise StudioError("style.no_content_images", folder=str(content_dir))
     init = res.load_network(res.network_path(ctx, p.init_from)) if p.init_from else None
-    out = res.free_name(ctx.path("STYLE_DIR") / f"{safe_name(p.name)}.pth")
+    out = res.free_name(name_inside(ctx.path("STYLE_DIR"), f"{p.name}.pth", "name"))
     vgg = res.load_vgg(ctx, p.vgg_weights)
     s = FastTrainSettings(image_size=p.image_size, batch_size=p.batch_size, steps=p.steps, lr=p.lr,
                           content_weight=p.content_weight, style_weight=p.style_weight, tv_weight=p.tv_weight,
@@ -216,7 +219,12 @@ def run_export_onnx(job: "Job", p: "ExportOnnxParams", ctx: "StudioContext") -> 
     from core.onnx_export import export_onnx, onnxruntime_available, speed_ratio
 
     net_path = res.network_path(ctx, p.model)
-    out = res.output_path(ctx, p.output, net_path.with_suffix(".onnx"))
+    # default: next to the network when it lives in STYLE_DIR; a network given by a path
+    # elsewhere gets its .onnx under OUTPUTS_DIR (nothing is written outside the studio)
+    style_dir = ctx.path("STYLE_DIR").resolve()
+    beside = net_path.with_suffix(".onnx")
+    default = beside if style_dir in beside.resolve().parents else ctx.path("OUTPUTS_DIR") / "style" / beside.name
+    out = res.output_path(ctx, p.output, default)
     net = res.load_network(net_path)
     job.progress(0, 2, job.t("style.progress.export"))
     x = torch.rand(1, 3, p.check_size, p.check_size, generator=torch.Generator().manual_seed(0)) * 255.0

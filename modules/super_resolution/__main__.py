@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m modules.super_resolution", description=t("sr.cli.description"))
     ap.add_argument("inputs", nargs="*", help="images, folders (recursive) and/or videos")
     ap.add_argument("-m", "--model", help="weights file name in UPSCALERS_DIR, or a path")
-    ap.add_argument("-o", "--output-dir")
+    ap.add_argument("-o", "--output-dir", help="folder under OUTPUTS_DIR (default OUTPUTS_DIR/upscaled/<job>)")
     ap.add_argument("-s", "--outscale", type=float, help="final scale (Lanczos after the model), e.g. 2")
     ap.add_argument("--tile", type=int, default=0, help="tile size in input pixels, 0 = automatic")
     ap.add_argument("--overlap", type=int, default=8)
@@ -50,15 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         if not a.model or not a.inputs:
             ap.error("--model and at least one input are required")
         try:
-            # paths typed in a shell are relative to the shell's folder
-            out = str(Path(a.output_dir).expanduser().resolve()) if a.output_dir else None
+            # inputs typed in a shell are relative to the shell's folder; the output folder,
+            # like everywhere in the studio, is relative to OUTPUTS_DIR (core.paths)
+            out = a.output_dir or None
             params = UpscaleParams(model=a.model, inputs=[str(Path(i).expanduser().resolve()) for i in a.inputs],
                                    output_dir=out, outscale=a.outscale,
                                    tile=a.tile, overlap=a.overlap, pad=a.pad, precision=a.precision,
                                    alpha=a.alpha, format=a.format, suffix=a.suffix,
                                    skip_existing=a.skip_existing, video_codec=a.video_codec, crf=a.crf)
         except ValidationError as exc:
-            print("\n".join(field_errors(exc)), file=sys.stderr)
+            print("\n".join(field_errors(exc, ctx.t)), file=sys.stderr)
             return 2
         from modules.super_resolution.batch import run_upscale
 

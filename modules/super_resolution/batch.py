@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import StudioError
+from core.paths import inside
 from modules.super_resolution.params import VIDEO_EXTS, WEIGHT_EXTS, UpscaleParams
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,9 +52,13 @@ def _out_name(src: Path, params: UpscaleParams, video: bool) -> str:
     return f"{src.stem}{params.suffix}{ext}"
 
 
-def collect(params: UpscaleParams, out_dir: Path) -> tuple[list[Item], list[str]]:
-    """(work items, skipped non-image paths). Output never equals an input."""
-    from modules.super_resolution.files import is_image, list_images
+def collect(params: UpscaleParams, out_dir: Path, on_skip=None) -> tuple[list[Item], list[str]]:
+    """(work items, skipped non-image paths). Output never equals an input.
+
+    Folders are scanned once by `core.folders.walk_files` (links leaving a folder, loops and
+    broken links are skipped and reported to `on_skip`)."""
+    from core.folders import walk_files
+    from modules.super_resolution.files import is_image
 
     items: list[Item] = []
     skipped: list[str] = []
@@ -64,11 +69,12 @@ def collect(params: UpscaleParams, out_dir: Path) -> tuple[list[Item], list[str]
             raise StudioError("sr.input_missing", path=raw)
         if src.is_dir():
             base = out_dir / src.name if len(folders) > 1 else out_dir
-            for f in list_images(src):
-                rel = f.relative_to(src)
-                items.append(Item(f, base / rel.parent / _out_name(f, params, False)))
-            skipped += [str(p) for p in sorted(src.rglob("*")) if p.is_file() and not is_image(p)
-                        and not any(part.startswith(".") for part in p.relative_to(src).parts)]
+            for f in walk_files(src, recursive=True, on_skip=on_skip):
+                if is_image(f):
+                    rel = f.relative_to(src)
+                    items.append(Item(f, base / rel.parent / _out_name(f, params, False)))
+                else:
+                    skipped.append(str(f))
         elif src.suffix.lower() in VIDEO_EXTS:
             items.append(Item(src, out_dir / _out_name(src, params, True), video=True))
         elif is_image(src):
@@ -94,11 +100,13 @@ def run_upscale(job: "Job", params: UpscaleParams, ctx: "StudioContext") -> dict
 
     models_dir = ctx.path("UPSCALERS_DIR")
     weights = resolve_model(params.model, models_dir)
-    # a relative output folder (REST, UI) lives under OUTPUTS_DIR; the CLI passes absolute paths
-    out_dir = ctx.path("OUTPUTS_DIR") / (Path(params.output_dir).expanduser() if params.output_dir
-                                         else Path("upscaled") / job.id)
+    # a typed output folder lies under OUTPUTS_DIR, whoever typed it (UI, REST, CLI)
+    out_dir = inside(ctx.path("OUTPUTS_DIR"), params.output_dir, "output_dir") if params.output_dir \
+        else ctx.path("OUTPUTS_DIR") / "upscaled" / job.id
     out_dir.mkdir(parents=True, exist_ok=True)
-    items, skipped = collect(params, out_dir)
+    from core.folders import job_reporter
+
+    items, skipped = collect(params, out_dir, on_skip=job_reporter(job))
     if not items:
         raise StudioError("sr.no_inputs")
     for s in skipped:

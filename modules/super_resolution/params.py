@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from core.params import MAX_ITEMS, StrictParams
+from core.paths import RelPath
 
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 WEIGHT_EXTS = {".pth", ".pt", ".safetensors", ".ckpt", ".bin"}
@@ -14,7 +15,7 @@ WEIGHT_EXTS = {".pth", ".pt", ".safetensors", ".ckpt", ".bin"}
 class UpscaleParams(StrictParams):
     model: str = Field(min_length=1, description="Weights file: a name in UPSCALERS_DIR or a path")
     inputs: list[str] = Field(min_length=1, max_length=MAX_ITEMS, description="Image files, folders (recursive) and/or videos")
-    output_dir: str | None = Field(None, description="Where results go (default OUTPUTS_DIR/upscaled/<job>)")
+    output_dir: RelPath | None = Field(None, description="Folder under OUTPUTS_DIR (default OUTPUTS_DIR/upscaled/<job>)")
     outscale: float | None = Field(None, gt=0, le=16, description="Final scale; the model's result is "
                                    "Lanczos-resampled to it (e.g. 2 with a 4x model). Default: the model's")
     tile: int = Field(0, ge=0, le=8192, description="Tile size in input pixels, 0 = automatic from free memory")

@@ -77,3 +77,24 @@ def test_model_manager_release_and_unload():
     assert mm.loaded() == [("job1", "cache")]
     assert mm.is_oom(RuntimeError("CUDA out of memory. Tried to allocate")) and not mm.is_oom(ValueError("x"))
     assert pick_dtype("cpu") == torch.float32 and pick_dtype("cpu", "bf16") == torch.bfloat16
+
+
+def test_server_text_follows_the_browser_language(bare_ctx):
+    """Issue 18.8: 'No job yet.', the Jobs table headers and statuses follow the browser, as
+    labels do (Accept-Language), unless LANGUAGE forces a language."""
+    from types import SimpleNamespace
+
+    from core.i18n import browser_language, request_translator
+    from core.ui.jobs_tab import jobs_table
+
+    assert browser_language("fr-FR,fr;q=0.9,en;q=0.8") == "fr"
+    assert browser_language("de-DE,en-US;q=0.7") == "en"
+    assert browser_language("fr-FR", setting="en") == "en"
+    req = SimpleNamespace(headers={"accept-language": "fr-CA,fr;q=0.9"})
+    t = request_translator(bare_ctx, req)
+    assert t("panel.no_job") == "Aucune tâche pour l'instant."
+    assert request_translator(bare_ctx, None) is bare_ctx.t
+    bare_ctx.store.create_job("j1", "x.y", {})
+    df = jobs_table(bare_ctx.store, None, None, t)
+    assert list(df.columns)[:3] == ["Tâche", "Type", "Statut"] and df.iloc[0, 2] == "En attente"
+    assert df.iloc[0, 0] == "j1"

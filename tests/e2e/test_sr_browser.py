@@ -22,7 +22,7 @@ def test_folder_upscale_stop_and_compare(ctx, tmp_path):
 
     torch.set_num_threads(1)
     torch.save({"params": compact_sd(nf=16, nc=4)}, ctx.path("UPSCALERS_DIR") / "tiny_x4.pth")
-    src, out = tmp_path / "photos", tmp_path / "upscaled"
+    src, out = tmp_path / "photos", ctx.path("OUTPUTS_DIR") / "upscaled_e2e"  # typed outputs lie there
     src.mkdir()
     rng = np.random.default_rng(0)
     for i in range(60):
@@ -33,7 +33,7 @@ def test_folder_upscale_stop_and_compare(ctx, tmp_path):
         page.get_by_role("tab", name="Super-resolution").click()
         page.get_by_label("Folder", exact=True).check()
         page.get_by_label("Folder path (searched recursively)").fill(str(src))
-        page.get_by_label("Output folder (empty: outputs/upscaled/<job>)").fill(str(out))
+        page.get_by_label("Output folder (empty: outputs/upscaled/<job>)").fill("upscaled_e2e")
         page.locator("#sr-start").click()
         deadline = time.time() + 60
         while time.time() < deadline and not ctx.store.list_jobs(kind_prefix="sr."):

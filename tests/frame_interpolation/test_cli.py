@@ -24,9 +24,11 @@ def test_cli_models_pair_and_errors(tmp_path, monkeypatch, capsys):
     Image.fromarray(scene(0)).save(a)
     Image.fromarray(scene(3)).save(b)
     assert main(["pair", str(a), str(b), "--frames", "2", "--no-mp4", "-q", "-m", "4.25",
-                 "-o", str(tmp_path / "out")]) == 0
+                 "-o", "out"]) == 0  # under OUTPUTS_DIR, not the shell's folder
     result = json.loads(capsys.readouterr().out)
-    assert result["frames"] == 6 and all((tmp_path / "out" / p).exists() for p in map(str, result["outputs"]))
+    assert result["frames"] == 6 and all((home / "outputs" / "out" / p).exists() for p in map(str, result["outputs"]))
+    assert main(["pair", str(a), str(b), "-q", "-m", "4.25", "-o", str(tmp_path / "escape")]) == 2
+    assert "absolute path" in capsys.readouterr().err and not (tmp_path / "escape").exists()
 
     assert main(["video", str(tmp_path / "missing.mp4"), "-q"]) == 1
     assert "Input file not found" in capsys.readouterr().err

@@ -40,8 +40,8 @@ def _submit(ctx, kind, **params):
 def test_video_counts_duration_and_audio(ctx, tmp_path, mode, extra, want_frames, want_fps, want_interp):
     save_tiny_model(ctx.path("RIFE_DIR"))
     src = make_test_video(tmp_path / "clip.mp4", n_frames=12, fps=NTSC, size=(64, 48))
-    out = tmp_path / f"out_{mode}.mp4"
-    row = _submit(ctx, "rife.interpolate_video", input=str(src), output=str(out), mode=mode,
+    out = ctx.path("OUTPUTS_DIR") / f"out_{mode}.mp4"  # typed outputs lie there
+    row = _submit(ctx, "rife.interpolate_video", input=str(src), output=out.name, mode=mode,
                      preset="ultrafast", **extra)
     with VideoReader(src) as r:
         src_duration = r.duration
@@ -60,17 +60,17 @@ def test_vfr_source_and_slow_motion(ctx, tmp_path):
     save_tiny_model(ctx.path("RIFE_DIR"))
     stamps = [0, 1 / 30, 2 / 30, 0.125, 0.2, 0.25, 1 / 3, 0.4]
     src = make_test_video(tmp_path / "vfr.mp4", fps=Fraction(30), timestamps=stamps, size=(64, 48))
-    out = tmp_path / "vfr_30.mp4"
-    _submit(ctx, "rife.interpolate_video", input=str(src), output=str(out), mode="fps", target_fps="30",
+    out = ctx.path("OUTPUTS_DIR") / "vfr_30.mp4"
+    _submit(ctx, "rife.interpolate_video", input=str(src), output=out.name, mode="fps", target_fps="30",
             preset="ultrafast", scene_detect="off")
     with VideoReader(src) as r:
         assert r.is_vfr
         end = r.timestamps[-1] + 1 / float(r.fps)
     with VideoReader(out) as r:
         assert r.fps == 30 and not r.is_vfr and r.frame_count == round(end * 30)
-    slow = tmp_path / "slow.mp4"
+    slow = ctx.path("OUTPUTS_DIR") / "slow.mp4"
     _submit(ctx, "rife.interpolate_video", input=str(make_test_video(tmp_path / "c.mp4", n_frames=6)),
-            output=str(slow), mode="slowmo", slowmo=3, preset="ultrafast")
+            output=slow.name, mode="slowmo", slowmo=3, preset="ultrafast")
     with VideoReader(slow) as r:
         assert r.fps == 24 and r.frame_count == 18 and not r.has_audio  # 3x longer: audio dropped
 
@@ -85,15 +85,15 @@ def test_stop_mid_video_leaves_playable_shorter_file(ctx, tmp_path):
             if done >= 12:
                 self.request_stop()
 
-    p = InterpolateVideoParams(input=str(src), output=str(tmp_path / "partial.mp4"), preset="ultrafast")
+    p = InterpolateVideoParams(input=str(src), output="partial.mp4", preset="ultrafast")
     job = StopAfter("rife.interpolate_video", p, workdir=tmp_path / "job", verbose=False)
     result = run_interpolate_video(job, p, ctx)
     assert result["stopped"] and 12 <= result["written"] < 96
-    with VideoReader(tmp_path / "partial.mp4") as r:
+    with VideoReader(ctx.path("OUTPUTS_DIR") / "partial.mp4") as r:
         frames = list(r)
         assert r.has_audio
     assert len(frames) == result["written"] and frames[0][0].shape == (48, 64, 3)
-    assert _audio_seconds(tmp_path / "partial.mp4") < 1.0  # audio cut at the last frame (2 s source)
+    assert _audio_seconds(ctx.path("OUTPUTS_DIR") / "partial.mp4") < 1.0  # audio cut at the last frame (2 s source)
 
 
 def test_cut_in_a_real_video_is_held(ctx, tmp_path):
@@ -108,8 +108,8 @@ def test_cut_in_a_real_video_is_held(ctx, tmp_path):
                 c.mux(pkt)
         for pkt in s.encode(None):
             c.mux(pkt)
-    out = tmp_path / "cut_4x.mp4"
-    _submit(ctx, "rife.interpolate_video", input=str(src), output=str(out), multiplier=4, preset="ultrafast",
+    out = ctx.path("OUTPUTS_DIR") / "cut_4x.mp4"
+    _submit(ctx, "rife.interpolate_video", input=str(src), output=out.name, multiplier=4, preset="ultrafast",
             crf=0)
     with VideoReader(out) as r:
         got = [f for f, _ in r]
@@ -151,7 +151,7 @@ def test_pair_job_outputs(ctx, tmp_path):
     Image.fromarray(scene(0, 47, 63)).save(a)
     Image.fromarray(scene(4, 47, 63)).save(b)
     row = _submit(ctx, "rife.interpolate_pair", image_a=str(a), image_b=str(b), timestep=0.25, frames=3,
-                     fps=10, output_dir=str(tmp_path / "out"))
+                     fps=10, output_dir="out")
     res = row["result"]
     png, gif, mp4 = res["outputs"]
     assert png.endswith("_t0.250.png") and Image.open(png).size == (63, 47)

@@ -34,7 +34,7 @@ def test_ui_builds_and_handlers_work(bare_ctx, tmp_path: Path) -> None:
     (src / "p0.txt").write_text("sks, a dog, red collar", encoding="utf-8")
 
     job_id, msg = ui.start_caption(bare_ctx, "nothing here", "c", "", "<CAPTION>", "sks", False, 2)
-    assert job_id == "" and "nothing_here" in msg
+    assert job_id == "" and "“nothing here”" in msg  # names kept as typed (core.paths)
     job_id, msg = ui.start_prepare(bare_ctx, "../bad", "c", str(src), None, 256, "buckets", 128, False, True, True)
     assert job_id == "" and msg.startswith("⚠️") and "../bad" in msg
     job_id, msg = ui.start_prepare(bare_ctx, "ui proj", "c", "", None, 256, "buckets", 128, False, True, True)
@@ -56,7 +56,7 @@ def test_ui_builds_and_handlers_work(bare_ctx, tmp_path: Path) -> None:
     _, status = ui.replace_all(bare_ctx, "(", "", True, True, caps, original)[1:]
     assert "⚠️" in status
     original, status = ui.save_all(bare_ctx, "ui proj", caps, original)
-    d = bare_ctx.path("LORA_PROJECTS_DIR") / "ui_proj" / "data" / "c"
+    d = bare_ctx.path("LORA_PROJECTS_DIR") / "ui proj" / "data" / "c"  # the name as typed
     assert (d / "p0.txt").read_text(encoding="utf-8") == "sks, blue scarf"
     assert (d / "p1.txt").read_text(encoding="utf-8") == "sks, a cat"
     assert (d / "p2.txt").read_text(encoding="utf-8") == "sks"
@@ -78,3 +78,16 @@ def test_locale_keys_complete() -> None:
     for reason in ("upscaled", "small_for_bucket", "caption_encoding", "caption_unreadable"):
         used.add(f"lora_data.warn.{reason}")
     assert used - set(en) == set()
+
+
+def test_small_resolution_accepted_and_bad_one_names_the_field(ctx, tmp_path: Path) -> None:
+    """Issue 18.8: 128 px test runs are allowed; a bad resolution says which field is wrong."""
+    from modules.lora_training.data.ui_data import start_prepare
+
+    src = tmp_path / "src"
+    src.mkdir()
+    job, msg = start_prepare(ctx, "p", "c", str(src), [], 100, "buckets", 64, False, True, True)
+    assert job == "" and "resolution" in msg
+    job, msg = start_prepare(ctx, "p", "c", str(src), [], 128, "buckets", 64, False, True, True)
+    assert job and ctx.store.get_job(job)["params"]["resolution"] == 128
+    ctx.jobs.wait(job, timeout=60)

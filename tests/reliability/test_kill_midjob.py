@@ -111,8 +111,8 @@ def test_sigkill_during_folder_upscale_leaves_only_complete_outputs(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(40):
         Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(src / f"img_{i:02d}.png")
-    out = tmp_path / "out"
-    proc = _child(home, "sr.upscale", {"model": "tiny_x4.pth", "inputs": [str(src)], "output_dir": str(out),
+    out = home / "outputs" / "out"  # a typed output folder lies under OUTPUTS_DIR
+    proc = _child(home, "sr.upscale", {"model": "tiny_x4.pth", "inputs": [str(src)], "output_dir": "out",
                                        "tile": 32})
     jid = proc.stdout.readline().strip()
     # final names only: an image being written sits under a hidden ".img_NN.*.part.png"

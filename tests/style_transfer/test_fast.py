@@ -139,14 +139,14 @@ def test_apply_job_on_folder_keeps_going_past_a_broken_file(style_ctx, tmp_path)
     before = (src / "a.jpg").read_bytes()
     pattern_image(20, 20, 4).save(tmp_path / "a.png")  # same stem as in/a.jpg, both given as files
     p = FastApplyParams(model="candy", inputs=[str(src), str(tmp_path / "a.png"), str(src / "a.jpg")],
-                        output_dir=str(tmp_path / "out"), original_colors=True)
+                        output_dir="out", original_colors=True)
     job = ConsoleJob("style.fast_apply", p, workdir=tmp_path / "job", verbose=False)
     out = run_fast_apply(job, p, style_ctx)
-    assert out == {"output_dir": str(tmp_path / "out"), "written": 4, "failed": 1, "stopped": False}
-    assert Image.open(tmp_path / "out" / "a.png").size == (20, 20)
-    assert Image.open(tmp_path / "out" / "a_2.png").size == (40, 30)  # no output overwritten
-    a = Image.open(tmp_path / "out" / "in" / "a.png")
-    b = Image.open(tmp_path / "out" / "in" / "sub" / "b.png")
+    assert out == {"output_dir": str(style_ctx.path("OUTPUTS_DIR") / "out"), "written": 4, "failed": 1, "stopped": False}
+    assert Image.open(style_ctx.path("OUTPUTS_DIR") / "out" / "a.png").size == (20, 20)
+    assert Image.open(style_ctx.path("OUTPUTS_DIR") / "out" / "a_2.png").size == (40, 30)  # no output overwritten
+    a = Image.open(style_ctx.path("OUTPUTS_DIR") / "out" / "in" / "a.png")
+    b = Image.open(style_ctx.path("OUTPUTS_DIR") / "out" / "in" / "sub" / "b.png")
     assert a.size == (40, 30) and a.mode == "RGB" and b.size == (30, 40) and b.mode == "RGBA"
     assert (src / "a.jpg").read_bytes() == before
     assert any(e[0] == "log" and e[3] == "warning" and "c.png" in e[4] for e in job.events)
@@ -162,15 +162,15 @@ def test_apply_job_on_video_keeps_audio_and_stop_keeps_a_playable_file(style_ctx
     torch.manual_seed(3)
     torch.save(TransformerNet().state_dict(), style_ctx.path("STYLE_DIR") / "udnie.pth")
     src = make_test_video(tmp_path / "clip.mp4", n_frames=6, size=(48, 32))
-    p = FastApplyParams(model="udnie.pth", inputs=[str(src)], output_dir=str(tmp_path / "out"), crf=30)
+    p = FastApplyParams(model="udnie.pth", inputs=[str(src)], output_dir="out", crf=30)
     job = ConsoleJob("style.fast_apply", p, workdir=tmp_path / "job", verbose=False)
     assert run_fast_apply(job, p, style_ctx)["written"] == 1
-    with VideoReader(tmp_path / "out" / "clip.mp4") as r:
+    with VideoReader(style_ctx.path("OUTPUTS_DIR") / "out" / "clip.mp4") as r:
         assert r.frame_count == 6 and (r.width, r.height) == (48, 32) and r.has_audio
     job2 = ConsoleJob("style.fast_apply", p, workdir=tmp_path / "job2", verbose=False)
     job2.should_stop = StopAfter(4)  # 1 check before the file, then 3 frames
-    out = run_fast_apply(job2, p.model_copy(update={"output_dir": str(tmp_path / "stopped")}), style_ctx)
+    out = run_fast_apply(job2, p.model_copy(update={"output_dir": "stopped"}), style_ctx)
     assert out["stopped"]
-    with VideoReader(tmp_path / "stopped" / "clip.mp4") as r:
+    with VideoReader(style_ctx.path("OUTPUTS_DIR") / "stopped" / "clip.mp4") as r:
         assert r.frame_count == 3
         assert len(list(r)) == 3

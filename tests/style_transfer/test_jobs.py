@@ -78,6 +78,19 @@ def test_export_onnx_job(style_ctx):
     assert any(a["kind"] == "onnx" for a in style_ctx.store.artifacts(job_id))
 
 
+def test_export_onnx_of_a_network_elsewhere_writes_under_outputs(style_ctx, tmp_path):
+    torch.manual_seed(0)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    torch.save(TransformerNet().state_dict(), elsewhere / "mine.pth")
+    job_id = style_ctx.jobs.submit("style.export_onnx", {"model": str(elsewhere / "mine.pth"), "check_size": 32,
+                                                         "benchmark": False})
+    row = style_ctx.jobs.wait(job_id, timeout=90)
+    assert row["status"] == "completed", row
+    assert Path(row["result"]["onnx"]) == style_ctx.path("OUTPUTS_DIR") / "style" / "mine.onnx"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["mine.pth"]  # nothing written beside it
+
+
 def test_rest_create_names_the_bad_field_and_runs_export(style_ctx):
     from fastapi.testclient import TestClient
 

@@ -40,9 +40,9 @@ def test_folder_keeps_names_and_skips_junk(bare_ctx, tmp_path, nearest4):
     (src / "junk.txt").write_text("not an image")
     (src / "notes.md").write_text("# notes")
     (src / "broken.png").write_bytes(b"\x89PNG but not really")  # fails alone, the batch goes on
-    out = tmp_path / "out"
+    out = bare_ctx.path("OUTPUTS_DIR") / "out"  # a typed output folder lies under OUTPUTS_DIR
     job = _job(workdir=tmp_path / "job")
-    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(out)), bare_ctx)
+    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir="out"), bare_ctx)
     assert _files(out) == {"a/b.png", "a/c/d.jpg", "e.png"}
     assert sorted(Path(s).name for s in res["skipped"]) == ["junk.txt", "notes.md"]
     assert [Path(f["path"]).name for f in res["failed"]] == ["broken.png"] and "broken.png" in res["failed"][0]["error"]
@@ -63,7 +63,7 @@ def test_16bit_png_file_stays_16bit(bare_ctx, tmp_path, nearest4):
     src = tmp_path / "deep.png"
     media.save_image(arr, src, bits=16)
     res = run_upscale(_job(workdir=tmp_path / "job"), UpscaleParams(model=str(nearest4), inputs=[str(src)],
-                                                                    output_dir=str(tmp_path / "o")), bare_ctx)
+                                                                    output_dir="o"), bare_ctx)
     back, info = media.load_image_array(res["outputs"][0])
     assert info["bits"] == 16 and back.shape == (32, 24, 3)
     np.testing.assert_array_equal((back * 65535 + 0.5).astype(np.uint16), arr.repeat(4, 0).repeat(4, 1))
@@ -82,9 +82,9 @@ def test_stop_mid_folder_keeps_finished_files(bare_ctx, tmp_path, nearest4):
     src = tmp_path / "in"
     for i in range(4):
         _img(src / f"img_{i}.png", size=(40, 40), seed=i)
-    out = tmp_path / "out"
+    out = bare_ctx.path("OUTPUTS_DIR") / "out"
     job = _StopOnSecond("sr.upscale", verbose=False, workdir=tmp_path / "job")
-    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(out), tile=16,
+    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir="out", tile=16,
                                          overlap=4, pad=4), bare_ctx)
     assert res["stopped"] is True
     assert _files(out) == {"img_0.png"}  # finished kept; the interrupted one never written, no temp left
@@ -98,9 +98,9 @@ def test_job_through_runner_and_bad_model(ctx, nearest4, tmp_path):
     shutil.copy(nearest4, ctx.path("UPSCALERS_DIR") / "nearest_x4.pth")
     (ctx.path("UPSCALERS_DIR") / "broken.pth").write_bytes(b"garbage" * 10)
     src = _img(tmp_path / "p.png")
-    out = tmp_path / "out"
+    out = ctx.path("OUTPUTS_DIR") / "out"
     jid = ctx.jobs.submit("sr.upscale", {"model": "nearest_x4.pth", "inputs": [str(tmp_path / "p.png")],
-                                         "output_dir": str(out), "outscale": 2})
+                                         "output_dir": "out", "outscale": 2})
     row = ctx.jobs.wait(jid, timeout=60)
     assert row["status"] == "completed", row
     arts = ctx.store.artifacts(jid)
@@ -123,10 +123,12 @@ def test_cli(tmp_path, nearest4, monkeypatch, capsys):
     _img(tmp_path / "q.png", size=(8, 6))
     assert main(["--list"]) == 0
     assert "nearest_x4.pth" in capsys.readouterr().out
-    rc = main(["-m", "nearest_x4.pth", str(tmp_path / "q.png"), "-o", str(tmp_path / "cli_out"),
+    rc = main(["-m", "nearest_x4.pth", str(tmp_path / "q.png"), "-o", "cli_out",
                "--suffix", "_x4", "-q"])
-    assert rc == 0
-    assert Image.open(tmp_path / "cli_out" / "q_x4.png").size == (32, 24)
+    assert rc == 0  # -o is relative to OUTPUTS_DIR, not to the shell's folder
+    assert Image.open(tmp_path / "home" / "outputs" / "cli_out" / "q_x4.png").size == (32, 24)
+    assert main(["-m", "nearest_x4.pth", str(tmp_path / "q.png"), "-o", "../../escape", "-q"]) == 2
+    assert "output_dir" in capsys.readouterr().err and not (tmp_path / "escape").exists()
     assert main(["-m", "nearest_x4.pth", str(tmp_path / "q.png"), "--tile", "-3", "-q"]) == 2
 
 
@@ -161,9 +163,9 @@ def test_rest_api(ctx, nearest4, tmp_path):
     assert bad.status_code == 422 and "tile" in str(bad.json())
     r = client.post("/jobs", json={"kind": "sr.upscale", "start": True,
                                    "params": {"model": "nearest_x4.pth", "inputs": [str(tmp_path / "r.png")],
-                                              "output_dir": str(tmp_path / "api_out")}})
+                                              "output_dir": "api_out"}})
     assert r.status_code == 201
     row = ctx.jobs.wait(r.json()["id"], timeout=60)
     assert row["status"] == "completed"
     arts = client.get(f"/jobs/{row['id']}/artifacts").json()
-    assert str(tmp_path / "api_out" / "r.png") in [a["path"] for a in arts]
+    assert str(ctx.path("OUTPUTS_DIR") / "api_out" / "r.png") in [a["path"] for a in arts]

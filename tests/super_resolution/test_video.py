@@ -15,9 +15,9 @@ from tests.core.media_fixtures import make_test_video, pattern_frame
 def test_video_frames_fps_audio_kept(bare_ctx, tmp_path, nearest4):
     src = make_test_video(tmp_path / "clip.mp4", n_frames=10, fps=Fraction(24000, 1001), size=(32, 24))
     job = ConsoleJob("sr.upscale", verbose=False, workdir=tmp_path / "job")
-    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(tmp_path / "o")),
+    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir="o"),
                       bare_ctx)
-    out = tmp_path / "o" / "clip.mp4"
+    out = bare_ctx.path("OUTPUTS_DIR") / "o" / "clip.mp4"
     assert res["outputs"] == [str(out)] and not res["stopped"]
     with VideoReader(src) as a, VideoReader(out) as b:
         assert b.frame_count == a.frame_count == 10
@@ -43,21 +43,21 @@ class _StopAtFrame(ConsoleJob):
 def test_video_stop_keeps_partial(bare_ctx, tmp_path, nearest4):
     src = make_test_video(tmp_path / "c.mp4", n_frames=12, size=(32, 24))
     job = _StopAtFrame("sr.upscale", verbose=False, workdir=tmp_path / "job")
-    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(tmp_path / "o")),
+    res = run_upscale(job, UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir="o"),
                       bare_ctx)
     assert res["stopped"]
-    assert not (tmp_path / "o" / "c.mp4").exists()
-    part = tmp_path / "o" / "c_partial.mp4"
+    assert not (bare_ctx.path("OUTPUTS_DIR") / "o" / "c.mp4").exists()
+    part = bare_ctx.path("OUTPUTS_DIR") / "o" / "c_partial.mp4"
     with VideoReader(part) as r:
         assert r.frame_count == 4
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["c_partial.mp4"]  # no temp files left
+    assert sorted(p.name for p in (bare_ctx.path("OUTPUTS_DIR") / "o").iterdir()) == ["c_partial.mp4"]  # no temp files left
 
 
 def test_variable_frame_rate_keeps_timestamps(bare_ctx, tmp_path, nearest4):
     times = [0.0, 0.04, 0.12, 0.16, 0.30, 0.34]
     src = make_test_video(tmp_path / "vfr.mp4", size=(16, 16), timestamps=times, with_audio=False)
     run_upscale(ConsoleJob("sr.upscale", verbose=False, workdir=tmp_path / "job"),
-                UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir=str(tmp_path / "o")), bare_ctx)
-    with VideoReader(src) as a, VideoReader(tmp_path / "o" / "vfr.mp4") as b:
+                UpscaleParams(model=str(nearest4), inputs=[str(src)], output_dir="o"), bare_ctx)
+    with VideoReader(src) as a, VideoReader(bare_ctx.path("OUTPUTS_DIR") / "o" / "vfr.mp4") as b:
         assert a.is_vfr
         np.testing.assert_allclose(b.timestamps, a.timestamps, atol=1e-3)

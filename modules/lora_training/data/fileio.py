@@ -8,9 +8,10 @@ encoding it used so the importer can report it.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from core.safetext import dumps
 
 # Tried in order; latin-1 maps every byte, so the last step never fails.
 _FALLBACK_ENCODINGS = ("cp1252", "latin-1")
@@ -29,7 +30,8 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    # core.safetext: a source file name that is not UTF-8 must not abort the import half way
+    write_text_atomic(path, dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
 
 
 def decode_text(raw: bytes) -> tuple[str, str]:

@@ -64,20 +64,20 @@ class ImportReport:
                 "captions_copied": self.captions_copied, "buckets": self.buckets, "stopped": self.stopped}
 
 
-def _visible(path: Path, base: Path) -> bool:
-    return not any(part.startswith(".") for part in path.relative_to(base).parts)
-
-
 def collect_sources(source_dir: str | Path | None = None, files: list[str | Path] | None = None,
-                    recursive: bool = True) -> tuple[list[Path], dict[Path, Path], list[Path]]:
-    """(images, {image: caption .txt}, other files) from a folder and/or a list of files."""
+                    recursive: bool = True, on_skip=None) -> tuple[list[Path], dict[Path, Path], list[Path]]:
+    """(images, {image: caption .txt}, other files) from a folder and/or a list of files.
+
+    The folder is scanned by `core.folders.walk_files`: links leaving it, loops and broken
+    links are skipped and reported to `on_skip(path, reason)`."""
+    from core.folders import walk_files
+
     candidates: list[Path] = []
     if source_dir:
         src = Path(source_dir).expanduser()
         if not src.is_dir():
             raise StudioError("lora_data.source_missing", path=str(src))
-        walker = src.rglob("*") if recursive else src.glob("*")
-        candidates += sorted(p for p in walker if p.is_file() and _visible(p, src))
+        candidates += sorted(walk_files(src, recursive, on_skip=on_skip))
     for f in files or []:
         p = Path(f)
         if not p.is_file():
@@ -125,12 +125,19 @@ def import_images(project: Project, concept: str, source_dir: str | Path | None 
         resolved = Path(src).expanduser().resolve()
         if resolved == project.dir or project.dir in resolved.parents or resolved in project.dir.parents:
             raise StudioError("lora_data.source_is_project", path=str(resolved))
-    images, captions, others = collect_sources(source_dir, files, opts.recursive)
+    from core.folders import job_reporter
+
+    link_skips: list[tuple[Path, str]] = []  # links skipped by the scan, listed in the report
+    keep = lambda path, reason: link_skips.append((path, reason))  # noqa: E731
+    on_skip = job_reporter(job, extra=keep) if job is not None else keep
+    images, captions, others = collect_sources(source_dir, files, opts.recursive, on_skip=on_skip)
     if not images:
         raise StudioError("lora_data.no_images", path=str(source_dir or ", ".join(map(str, files or []))))
     project.create()
     concept_dir.mkdir(parents=True, exist_ok=True)
     report = ImportReport(project.name, cname)
+    for p, reason in link_skips:
+        report.skipped.append({"source": str(p), "reason": reason, "detail": ""})
     for p in others:
         report.skipped.append({"source": str(p), "reason": "not_image", "detail": p.suffix})
 

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 
 from core.module import JobKind
 from core.params import MAX_ITEMS, MAX_NAME, StrictParams
+from core.paths import SafeName
 
 CaptionTask = Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"]
 
@@ -20,11 +21,11 @@ CaptionTask = Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION
 class PrepareParams(StrictParams):
     """Import images into `LORA_PROJECTS_DIR/<project>/data/<concept>/`."""
 
-    project: str = Field(min_length=1, max_length=MAX_NAME)
-    concept: str = Field(default="default", min_length=1, max_length=MAX_NAME)
+    project: SafeName = Field(min_length=1, max_length=MAX_NAME)
+    concept: SafeName = Field(default="default", min_length=1, max_length=MAX_NAME)
     source_dir: str = ""  # a folder, read only
     files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)  # or uploaded files (captions .txt matched by name)
-    resolution: int = Field(default=1024, ge=256, le=4096)
+    resolution: int = Field(default=1024, ge=64, le=4096)
     mode: Literal["buckets", "crop"] = "buckets"
     min_size: int = Field(default=256, ge=64, le=4096)
     upscale_small: bool = False
@@ -44,8 +45,8 @@ class PrepareParams(StrictParams):
 class CaptionParams(StrictParams):
     """Caption the prepared images of a project with Florence-2."""
 
-    project: str = Field(min_length=1, max_length=MAX_NAME)
-    concept: str = Field("", max_length=MAX_NAME)  # empty = every concept of the project
+    project: SafeName = Field(min_length=1, max_length=MAX_NAME)
+    concept: SafeName = Field("", max_length=MAX_NAME)  # empty = every concept of the project
     model: str = ""  # folder, name under CAPTIONERS_DIR, or hub id; empty = DEFAULT_CAPTION_MODEL
     task: CaptionTask = "<DETAILED_CAPTION>"
     trigger_word: str = Field(default="", max_length=MAX_NAME)

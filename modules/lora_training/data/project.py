@@ -25,51 +25,28 @@ each image stays the one truth, so editor changes need no manifest rewrite.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from core.errors import StudioError
+from core.paths import check_name, name_inside
 
 from .fileio import write_json_atomic
 
 MANIFEST_VERSION = 1
-MAX_NAME_LEN = 64
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 _manifest_lock = threading.RLock()  # prepare/caption jobs may run side by side
 
 
 def safe_name(name: str, what: str = "project") -> str:
-    """Turn what a user typed into a safe folder name, or raise StudioError.
+    """A project or concept name as the user typed it (NFC), or StudioError `paths.*`.
 
-    Rejected outright (a clear error rather than a silent rewrite, because they are
-    attempts to leave the projects folder): NUL bytes, absolute paths, drive letters,
-    any `..` component. Otherwise characters outside letters/digits/`-_.` become `_`.
-    """
-    raw = "" if name is None else str(name)
-    shown = raw.replace("\x00", "\\0")[:80]
-    if "\x00" in raw:
-        raise StudioError("lora_data.bad_name", what=what, name=shown, reason="nul")
-    text = raw.strip()
-    if not text:
-        raise StudioError("lora_data.bad_name", what=what, name=shown, reason="empty")
-    if text.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", text):
-        raise StudioError("lora_data.bad_name", what=what, name=shown, reason="absolute")
-    if any(part == ".." for part in re.split(r"[\\/]+", text)):
-        raise StudioError("lora_data.bad_name", what=what, name=shown, reason="parent")
-    text = unicodedata.normalize("NFC", text)
-    text = re.sub(r"[^\w\-. ]+", "_", text, flags=re.UNICODE)
-    text = re.sub(r"[\s_]+", "_", text).strip("._ ")
-    text = text[:MAX_NAME_LEN].rstrip("._ ")
-    if not text:
-        raise StudioError("lora_data.bad_name", what=what, name=shown, reason="empty")
-    if text.lower().split(".")[0] in _WINDOWS_RESERVED:
-        text = f"{text}_"
-    return text
+    Checked by core.paths: a name that would leave the projects folder, or that is not
+    portable (reserved, control characters, ...), is refused with the reason, never
+    silently rewritten (two different names must not land in the same folder)."""
+    return check_name(name, what)
 
 
 @dataclass
@@ -104,7 +81,7 @@ class Project:
     def __init__(self, root: str | Path, name: str) -> None:
         self.name = safe_name(name, "project")
         self.root = Path(root).resolve()
-        self.dir = self.root / self.name
+        self.dir = name_inside(self.root, self.name, "project")
 
     @classmethod
     def from_ctx(cls, ctx, name: str) -> "Project":

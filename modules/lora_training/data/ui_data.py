@@ -172,7 +172,8 @@ def build_data_ui(ctx, panel=None) -> dict[str, Any]:
             c["source_dir"] = gr.Textbox(label=t("lora_data.ui.source_dir"), placeholder="/path/to/images")
             c["files"] = gr.File(label=t("lora_data.ui.files"), file_count="multiple", type="filepath")
             with gr.Row():
-                c["resolution"] = gr.Number(value=1024, minimum=256, maximum=4096, step=64, precision=0,
+                # No browser-side bounds: the params model checks them and its message names the field.
+                c["resolution"] = gr.Number(value=1024, step=64, precision=0,
                                             label=t("lora_data.ui.resolution"))
                 c["mode"] = gr.Radio(choices=[(t("lora_data.ui.mode_buckets"), "buckets"),
                                               (t("lora_data.ui.mode_crop"), "crop")],

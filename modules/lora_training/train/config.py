@@ -9,12 +9,12 @@ activation figures per megapixel that are rough, documented approximations.
 from __future__ import annotations
 
 import math
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from core.params import MAX_NAME, MAX_SEED, Prompt, StrictParams
+from core.paths import SafeName
 
 Optimizer = Literal["adamw", "adamw8bit", "lion", "prodigy"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -22,15 +22,13 @@ Target = Literal["attn", "attn_mlp", "full"]
 Preset = Literal["none", "8", "12", "16", "24"]
 Scheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
-
 
 class TrainParams(StrictParams):
     """Everything a training run needs. Paths are resolved by the trainer, never here."""
 
-    project: str = Field("my_lora", description="project folder under LORA_PROJECTS_DIR")
+    project: SafeName = Field("my_lora", min_length=1, max_length=MAX_NAME, description="project folder under LORA_PROJECTS_DIR")
     data_dir: str = Field("", description="images + .txt captions; default <project>/data")
-    output_name: str = Field("", description="LoRA file name in LORAS_DIR; default = project")
+    output_name: SafeName = Field("", max_length=MAX_NAME, description="LoRA file name in LORAS_DIR; default = project")
     base_model: str = Field("", description="diffusers folder, .safetensors file or hub id; default from config")
     trigger_word: str = Field("", max_length=MAX_NAME)
     resolution: int = Field(1024, ge=64, le=2048, multiple_of=8)
@@ -73,14 +71,6 @@ class TrainParams(StrictParams):
     keep_last: int = Field(3, ge=1, le=100)
     resume_from: str = Field("", description="a state folder, or 'latest' in the project")
     export_diffusers: bool = False
-
-    @field_validator("project", "output_name")
-    @classmethod
-    def _safe_name(cls, v: str) -> str:
-        v = v.strip()
-        if v and (not _SAFE.match(v) or ".." in v):
-            raise ValueError("use letters, digits, space, '_', '-', '.' only (no path separators or '..')")
-        return v
 
     @field_validator("sample_prompts")
     @classmethod

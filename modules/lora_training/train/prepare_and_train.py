@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from core.params import MAX_ITEMS, MAX_NAME, StrictParams
+from core.paths import SafeName
 from modules.lora_training.train.config import TrainParams
 
 
@@ -19,7 +20,7 @@ class PrepareAndTrainParams(StrictParams):
     train: TrainParams = Field(default_factory=TrainParams)
     source_dir: str = Field("", description="folder to import from (never modified); empty = use prepared data")
     files: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, description="or uploaded files")
-    concept: str = Field("default", min_length=1, max_length=MAX_NAME)
+    concept: SafeName = Field("default", min_length=1, max_length=MAX_NAME)
     mode: Literal["buckets", "crop"] = "buckets"
     caption: bool = True
     caption_task: Literal["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"] = "<DETAILED_CAPTION>"
@@ -36,7 +37,7 @@ def run_prepare_and_train(job: Any, params: PrepareAndTrainParams, ctx: Any) -> 
     if params.source_dir or params.files:
         result["prepare"] = data_side.run_prepare(job, data_side.PrepareParams(
             project=tp.project, concept=params.concept, source_dir=params.source_dir, files=params.files,
-            resolution=max(256, tp.resolution // 64 * 64), mode=params.mode), ctx)
+            resolution=max(64, tp.resolution // 64 * 64), mode=params.mode), ctx)
     if job.should_stop():
         return {**result, "stopped": True}
     if params.caption:

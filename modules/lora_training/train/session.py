@@ -28,7 +28,10 @@ class Paths:
 
     @classmethod
     def build(cls, params: Any, ctx: Any) -> "Paths":
-        root = ctx.path("LORA_PROJECTS_DIR") / params.project
+        from core.paths import name_inside
+
+        root = name_inside(ctx.path("LORA_PROJECTS_DIR"), params.project, "project")
+        name_inside(ctx.path("LORAS_DIR"), f"{params.name}.safetensors", "output_name")  # refused before training
         data = Path(params.data_dir).expanduser() if params.data_dir else root / "data"
         return cls(root, data, root / "cache", root / "checkpoints", root / "samples", ctx.path("LORAS_DIR"))
 
