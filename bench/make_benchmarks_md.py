@@ -20,8 +20,9 @@ there are no GPU figures; every bench accepts `--device cuda` to add them.
 
 Run them all on CPU: `for b in bench/*_bench.py; do .venv/bin/python $b; done; .venv/bin/python bench/make_benchmarks_md.py`.
 On a GPU: `bash bench/gpu_all.sh` runs every GPU benchmark (LoRA presets at 1024 px and levers,
-SR, RIFE, style, classifier; captioning once the studio has a captioning bench) in under 10
-minutes on one H100/H200 and rebuilds this page. It has not run yet: no GPU was lent.
+SR, RIFE, style, classifier; captioning once the studio has a captioning bench), each under its
+own time cap so the whole stays within 10 minutes on one H100/H200, and rebuilds this page.
+It has not run yet (no GPU was lent), so those caps are budgets, not measured durations.
 """
 
 

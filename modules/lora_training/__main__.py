@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ctx = build_context(args.home, load_modules=False)
+    rank = int(os.environ.get("RANK", "0"))
+    rank_data = None
+    if rank > 0:  # one studio instance per data folder (core.instance): the other ranks of an
+        # accelerate run get a throwaway store, so rank 0 alone holds the lock and writes rows
+        rank_data = tempfile.mkdtemp(prefix=f"cyberbill-rank{rank}-")
+    ctx = build_context(args.home, overrides={"DATA_DIR": rank_data} if rank_data else None, load_modules=False)
     job = None
     try:
         if args.command == "estimate":
@@ -99,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         if job is not None:
             ctx.models.release(job.id, include_kept=True)
         ctx.close()
+        if rank_data:
+            shutil.rmtree(rank_data, ignore_errors=True)
 
 
 def _watch_stop_file(path: Path, job) -> None:

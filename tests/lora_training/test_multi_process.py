@@ -15,6 +15,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,17 +66,22 @@ def _launch(cfg: Path, home: Path, tmp: Path, *extra: str, stop_after: int | Non
     return json.loads(out_f.read_text()), stderr  # one JSON document: rank 0 alone printed
 
 
-def test_two_processes_match_one_process_with_the_global_batch(ctx, studio_home, tiny_sdxl, tmp_path):
+def test_two_processes_match_one_process_with_the_global_batch(studio_home, tiny_sdxl, tmp_path):
+    from core.context import build_context
     from modules.lora_training.train.trainer import train
 
-    data(ctx, project="multi", n=4)
-    data(ctx, project="single", n=4)
     home = studio_home
+    ctx = build_context(home, load_modules=False)
+    try:  # closed before the launches: one studio instance per data folder (core.instance)
+        data(ctx, project="multi", n=4)
+        data(ctx, project="single", n=4)
+        lora_dir = ctx.path("LORAS_DIR")
+        ckpts = ctx.path("LORA_PROJECTS_DIR") / "multi" / "checkpoints"
+        store_file = ctx.path("DATA_DIR") / "studio.sqlite3"
+    finally:
+        ctx.close()
     cfg = tmp_path / "multi.json"
-    p_multi = params(tiny_sdxl, project="multi", **KW)
-    cfg.write_text(p_multi.model_dump_json(), encoding="utf-8")
-    lora_dir = ctx.path("LORAS_DIR")
-    ckpts = ctx.path("LORA_PROJECTS_DIR") / "multi" / "checkpoints"
+    cfg.write_text(params(tiny_sdxl, project="multi", **KW).model_dump_json(), encoding="utf-8")
 
     # 1) 2 processes x batch 1, stopped with the stop file after a few steps
     part, err = _launch(cfg, home, tmp_path, stop_after=2)
@@ -93,9 +99,16 @@ def test_two_processes_match_one_process_with_the_global_batch(ctx, studio_home,
     assert err.count(f"at step {k} ") == 1 and err.count("Training finished") == 1
     assert sorted(p.name for p in ckpts.iterdir()) == [f"step_{k:07d}", f"step_{end:07d}"]
 
+    assert store_file.is_file()  # rank 0's store; the other rank's throwaway one is gone
+    assert not list(Path(tempfile.gettempdir()).glob("cyberbill-rank1-*"))
+
     # 3) one process x batch 2, straight to the same step
-    single = train(quiet_job(tmp_path / "j"), params(tiny_sdxl, project="single", **{**KW, "batch_size": 2,
-                                                                                       "max_steps": end}), ctx)
+    ctx = build_context(home, load_modules=False)
+    try:
+        single = train(quiet_job(tmp_path / "j"), params(tiny_sdxl, project="single",
+                                                         **{**KW, "batch_size": 2, "max_steps": end}), ctx)
+    finally:
+        ctx.close()
     assert single["steps"] == end
     a, b = adapter(single["state"]), adapter(res["state"])
     assert a.keys() == b.keys() and len(a) > 0
