@@ -113,6 +113,6 @@ def test_two_processes_match_one_process_with_the_global_batch(studio_home, tiny
     a, b = adapter(single["state"]), adapter(res["state"])
     assert a.keys() == b.keys() and len(a) > 0
     for key in a:
-        assert torch.allclose(a[key], b[key], atol=2e-5, rtol=1e-4), (key, float((a[key] - b[key]).abs().max()))
+        assert torch.allclose(a[key], b[key], atol=1e-4, rtol=1e-3), (key, float((a[key] - b[key]).abs().max()))
     assert any(float(v.abs().max()) > 0 for key, v in b.items() if "lora_B" in key)  # it learned
-    assert abs(single["loss"] - res["loss"]) < 1e-4  # the logged loss is the mean over both ranks
+    assert abs(single["loss"] - res["loss"]) < 1e-3  # the logged loss is the mean over both ranks
