@@ -8,10 +8,12 @@
 
 Both train the same tiny SDXL-shaped model (tests/lora_training/tiny_sdxl.py) for the same
 number of steps at the same resolution, rank and batch; each variant runs in its own
-subprocess so its peak memory is its own (max RSS on CPU, max allocated on CUDA).
+subprocess so its peak memory is its own (max RSS on CPU, max allocated on CUDA), and the
+variants alternate over `--rounds` rounds (reference, ours, ours, reference, ...) so a change
+of machine load hits both; the figures are the medians over rounds.
 Writes bench/results/lora_training.json and docs/bench/lora_training.md.
 
-    python bench/lora_training_bench.py [--device cpu|cuda] [--steps 30] [--resolution 128]
+    python bench/lora_training_bench.py [--device cpu|cuda] [--steps 30] [--resolution 128] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -148,11 +150,17 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variant", choices=["ours", "reference"])
     ap.add_argument("--model")
     ap.add_argument("--data")
     ap.add_argument("--home")
+    ap.add_argument("--markdown-only", action="store_true", help="rewrite the report from the last JSON")
     a = ap.parse_args()
+    if a.markdown_only:
+        doc = json.loads((ROOT / "bench" / "results" / "lora_training.json").read_text(encoding="utf-8"))
+        return write(doc["results"], argparse.Namespace(**{**vars(a), **doc["config"], "device": doc["device"],
+                                                            "threads": doc["threads"]}), doc)
     if a.variant:
         return child(a)
     from tests.lora_training.tiny_sdxl import make_images, make_tiny_sdxl
@@ -162,8 +170,9 @@ def main() -> None:
         model = make_tiny_sdxl(tmp / "sdxl")
         data = tmp / "data"
         make_images(data, n=a.images, size=a.resolution)
-        results = {}
-        for variant in ("reference", "ours"):
+        runs: dict[str, list] = {"reference": [], "ours": []}
+        order = [v for r in range(a.rounds) for v in (("reference", "ours") if r % 2 == 0 else ("ours", "reference"))]
+        for variant in order:
             cmd = [sys.executable, __file__, "--variant", variant, "--model", str(model), "--data", str(data),
                    "--home", str(tmp / "home"), "--device", a.device, "--steps", str(a.steps),
                    "--warmup", str(a.warmup), "--resolution", str(a.resolution), "--rank", str(a.rank),
@@ -172,20 +181,23 @@ def main() -> None:
             line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
             if not line:
                 sys.exit(f"{variant} failed:\n{out.stderr[-3000:]}")
-            results[variant] = json.loads(line[0][7:])
-            print(variant, results[variant], flush=True)
+            runs[variant].append(json.loads(line[0][7:]))
+            print(variant, runs[variant][-1], flush=True)
+    results = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
+    for v, rs in runs.items():
+        results[v]["rounds"] = rs
     write(results, a)
 
 
-def write(results: dict, a) -> None:
+def write(results: dict, a, old: dict | None = None) -> None:
     import torch
 
     ref, ours = results["reference"], results["ours"]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     if a.device.startswith("cuda"):
         machine = torch.cuda.get_device_name(0) + ", " + machine
-    doc = {"device": a.device, "machine": machine, "threads": a.threads,
-           "config": {k: getattr(a, k) for k in ("steps", "warmup", "resolution", "rank", "batch", "images")},
+    doc = old or {"device": a.device, "machine": machine, "threads": a.threads, "load_avg_end": list(os.getloadavg()),
+           "config": {k: getattr(a, k) for k in ("steps", "warmup", "resolution", "rank", "batch", "images", "rounds")},
            "results": results, "speedup_step_cpu": ref["step_cpu_s"] / ours["step_cpu_s"],
            "speedup_step_wall": ref["step_s"] / ours["step_s"],
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -197,7 +209,9 @@ def write(results: dict, a) -> None:
         "# LoRA training benchmark", "",
         f"Tiny SDXL-shaped model (tests/lora_training/tiny_sdxl.py), {a.images} images at {a.resolution}px, "
         f"batch {a.batch}, rank {a.rank}, {a.steps} steps (median step time after {a.warmup} warm-up steps), "
-        f"device `{a.device}`, {a.threads} torch thread(s). Machine: {machine}. {doc['date']}.", "",
+        f"device `{a.device}`, {a.threads} torch thread(s), {a.rounds} interleaved rounds per trainer (medians "
+        f"over rounds). Machine: {machine}. {doc['date']}; load average at the end "
+        f"{[round(x, 1) for x in doc['load_avg_end']]} on {os.cpu_count()} cores.", "",
         "Step times are medians; CPU ms/step (process CPU time, 1 thread) is the robust figure on a "
         "shared machine, wall ms/step moves with the load of other jobs.", "",
         f"| trainer | CPU ms / step | wall ms / step | steps / s (wall) | {mem} | total s (incl. load, caching) |",
@@ -207,13 +221,24 @@ def write(results: dict, a) -> None:
         r = results[name]
         md.append(f"| {label} | {r['step_cpu_s'] * 1000:.1f} | {r['step_s'] * 1000:.1f} | {1 / r['step_s']:.2f} | "
                   f"{r['peak_mb']:.0f} | {r['total_s']:.1f} |")
+    per_round = [r["step_cpu_s"] / o["step_cpu_s"] for r, o in zip(ref["rounds"], ours["rounds"])]
+    goal = ("met in every round" if min(per_round) >= 1.5 else
+            "met on the median only (the rounds vary with the load of the shared machine)") \
+        if doc["speedup_step_cpu"] >= 1.5 else "**not met**"
     md += ["", f"Step speed-up of ours over the reference: **{doc['speedup_step_cpu']:.2f}x** in CPU time "
-           f"({doc['speedup_step_wall']:.2f}x wall).", "",
+           f"({doc['speedup_step_wall']:.2f}x wall); per round (CPU time): "
+           f"{', '.join(f'{x:.2f}x' for x in per_round)}. Goal >= 1.5x: {goal}.", "",
+           "Where the difference is: the reference VAE-encodes the image and runs both text encoders every step; "
+           "ours reads cached latents and embeddings, and its optimizer step uses foreach kernels (CPU) / fused "
+           "(CUDA) with foreach clipping. The UNet forward + backward, most of a step here (see the step "
+           "profile below), is the same work in both, so on this model the ratio is bounded by how much of the "
+           "reference's step its encoders take; it grows with the size of the VAE and text encoders (real SDXL).",
+           "",
            "With a model this small, peak RSS is mostly the Python/torch/diffusers runtime (both ~590 MiB): "
            "the memory saving of caching (VAE and text encoders off the device) only shows at real SDXL size. "
            "Our total includes the one-time caching pass, checkpoint and LoRA writing.", "",
-           "No GPU was lent for this work: there are no real-SDXL (1024 px) GPU figures here. "
-           "Run `python bench/lora_training_bench.py --device cuda` on a GPU to add them.", ""]
+           "No GPU was lent for this work: no GPU figure here. "
+           "`python bench/lora_training_bench.py --device cuda` (in `bench/gpu_all.sh`) adds them.", ""]
     (ROOT / "docs" / "bench").mkdir(parents=True, exist_ok=True)
     (ROOT / "docs" / "bench" / "lora_training.md").write_text("\n".join(md), encoding="utf-8")
 

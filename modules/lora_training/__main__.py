@@ -4,10 +4,15 @@ The config is the JSON of `TrainParams` (the same fields as the tab and `POST /a
 with kind `lora.train`), or of `PrepareAndTrainParams` (a `"train"` object plus import and
 caption fields) to run the whole Prepare & Train chain. `--set key=value` overrides a field.
 Ctrl+C asks for a clean stop (LoRA + resumable state saved); a second Ctrl+C aborts.
+`--stop-file PATH`: the same clean stop as soon as PATH exists (for runs without a terminal,
+e.g. under `accelerate launch`, whose launcher may terminate its workers on Ctrl+C before
+they have saved).
 
 Several GPUs: `accelerate launch -m modules.lora_training train --config cfg.json`. With
-WORLD_SIZE > 1 the run uses an `accelerate.Accelerator` (DDP on the UNet, batches sharded by
-rank, rank 0 writes checkpoints, samples and the LoRA); otherwise it is one plain process.
+WORLD_SIZE > 1 the run uses an `accelerate.Accelerator` (DDP on the UNet; N processes x
+batch b train what one process x batch N*b would; rank 0 fills the caches first and alone
+writes checkpoints, samples, the LoRA and the result); otherwise it is one plain process.
+Tested on CPU with `accelerate launch --cpu --num_processes 2` (gloo).
 `estimate --config cfg.json` prints the plan (steps, VRAM) without loading any weights.
 """
 from __future__ import annotations
@@ -15,8 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 
@@ -42,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, help="JSON file of TrainParams or PrepareAndTrainParams")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field")
     ap.add_argument("--home", default=None, help="studio home (default: CYBERBILL_HOME or the install folder)")
+    ap.add_argument("--stop-file", default=None, help="stop cleanly (LoRA + state saved) when this file exists")
     args = ap.parse_args(argv)
 
     from pydantic import ValidationError
@@ -63,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ctx = build_context(args.home, load_modules=False)
+    rank = int(os.environ.get("RANK", "0"))
+    rank_data = None
+    if rank > 0:  # one studio instance per data folder (core.instance): the other ranks of an
+        # accelerate run get a throwaway store, so rank 0 alone holds the lock and writes rows
+        rank_data = tempfile.mkdtemp(prefix=f"cyberbill-rank{rank}-")
+    ctx = build_context(args.home, overrides={"DATA_DIR": rank_data} if rank_data else None, load_modules=False)
     job = None
     try:
         if args.command == "estimate":
@@ -79,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             print("stopping after the current step (Ctrl+C again to abort)", file=sys.stderr)
 
         signal.signal(signal.SIGINT, on_sigint)
+        if args.stop_file:
+            _watch_stop_file(Path(args.stop_file), job)
         result = _run(job, params, ctx)
-        print(json.dumps(result, indent=2, default=str))
+        if int(os.environ.get("RANK", "0")) == 0:  # one result, not one per process
+            print(json.dumps(result, indent=2, default=str))
         return 0
     except StudioError as exc:
         print(f"error: {exc.render(ctx.t)}", file=sys.stderr)
@@ -89,6 +106,21 @@ def main(argv: list[str] | None = None) -> int:
         if job is not None:
             ctx.models.release(job.id, include_kept=True)
         ctx.close()
+        if rank_data:
+            shutil.rmtree(rank_data, ignore_errors=True)
+
+
+def _watch_stop_file(path: Path, job) -> None:
+    import threading
+
+    def watch() -> None:
+        while not job.should_stop():
+            if path.exists():
+                job.request_stop()
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, name="stop-file", daemon=True).start()
 
 
 def _run(job, params, ctx) -> dict:

@@ -35,7 +35,7 @@ class RecipeRuntime:
             trainer.log("lora.log.recipe_data", concepts=shown, reg=len({i.path for i in s.reg_items}),
                         masks=len({i.path for i in s.train_items if i.mask}))
 
-    def micro_loss(self, items: list, micro: int):
+    def micro_loss(self, items: list, micro: int, keep=None):
         import torch
 
         t, s, p = self.t, self.t.s, self.p
@@ -43,7 +43,7 @@ class RecipeRuntime:
         mask = masks.batch_mask(items, s.latent_stats, latents.shape) if p.masked_loss else None
         caps = captions_runtime.step_captions(items, p, micro)
         loss = t._loss(latents, *s.conditioning(items, caps), t.gen, noise_offset=p.noise_offset,
-                       min_snr_gamma=p.min_snr_gamma, recipe=self.recipe, mask=mask)
+                       min_snr_gamma=p.min_snr_gamma, recipe=self.recipe, mask=mask, keep=keep)
         if s.reg_items:
             g = torch.Generator().manual_seed(p.seed * 1_000_003 + 17 + micro)
             reg = [s.reg_items[i] for i in concepts.reg_indices(len(s.reg_items), micro, len(items), p.seed)]
@@ -51,7 +51,7 @@ class RecipeRuntime:
             rmask = masks.batch_mask(reg, s.latent_stats, rlat.shape) if p.masked_loss else None
             rloss = t._loss(rlat, *s.conditioning(reg, captions_runtime.step_captions(reg, p, -1 - micro)), g,
                             noise_offset=p.noise_offset, min_snr_gamma=p.min_snr_gamma, recipe=self.recipe,
-                            mask=rmask)
+                            mask=rmask, keep=keep)
             loss = loss + p.prior_loss_weight * rloss
         return loss
 

@@ -1,4 +1,5 @@
-"""One diffusion training loss, shared by the loop, the validation and the bench.
+"""One diffusion training loss and one optimizer step, shared by the loop, the validation
+and the benches (bench/lora_realsize_bench.py trains the real-size SDXL UNet through them).
 
 Epsilon / v-prediction target from the scheduler config, optional noise offset, optional
 min-SNR-gamma weighting (Hang et al. 2023), the recipe's loss/noise variants
@@ -13,7 +14,11 @@ from typing import Any
 
 def diffusion_loss(unet: Any, scheduler: Any, latents, embeds, pooled, add_time_ids, gen, *,
                    noise_offset: float = 0.0, min_snr_gamma: float = 0.0, timesteps=None, noise=None,
-                   autocast_dtype=None, weight_dtype=None, recipe=None, mask=None):
+                   autocast_dtype=None, weight_dtype=None, recipe=None, mask=None, keep=None):
+    """Mean loss of a batch. `keep` (a slice) trains only those rows of it after drawing
+    every random number for the whole batch: with several processes each rank draws the
+    global batch's noise and keeps its shard, so N ranks x batch b train exactly what one
+    process x batch N*b does."""
     import torch
 
     from modules.lora_training.train import recipe_loss as rl
@@ -34,6 +39,10 @@ def diffusion_loss(unet: Any, scheduler: Any, latents, embeds, pooled, add_time_
     noise_in = noise
     if r.ip_noise_gamma > 0:  # perturbed input, unperturbed target
         noise_in = noise + r.ip_noise_gamma * torch.randn(latents.shape, generator=gen).to(device)
+    if keep is not None:
+        latents, noise, noise_in, timesteps = latents[keep], noise[keep], noise_in[keep], timesteps[keep]
+        embeds, pooled, add_time_ids = embeds[keep], pooled[keep], add_time_ids[keep]
+        mask = mask[keep] if mask is not None else None
     noisy = scheduler.add_noise(latents.float(), noise_in, timesteps)
     if scheduler.config.prediction_type == "v_prediction":
         target = scheduler.get_velocity(latents.float(), noise, timesteps)
@@ -62,3 +71,16 @@ def diffusion_loss(unet: Any, scheduler: Any, latents, embeds, pooled, add_time_
         loss = loss * rl.debiased_weight(scheduler, timesteps, scheduler.config.prediction_type == "v_prediction"
                                          ).to(loss.device)
     return loss.mean()
+
+
+def optimizer_step(opt: Any, sched: Any, scaler: Any, trainable: list, max_grad_norm: float) -> None:
+    """Unscale, clip (foreach: one kernel launch for all LoRA grads), step, schedule, zero."""
+    import torch
+
+    if max_grad_norm > 0:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm, foreach=True)
+    scaler.step(opt)
+    scaler.update()
+    sched.step()
+    opt.zero_grad(set_to_none=True)

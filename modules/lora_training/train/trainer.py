@@ -7,6 +7,14 @@ of the loss (latent sampling, noise, timesteps) comes from one CPU generator who
 checkpointed, together with torch/CUDA/numpy/python RNG states (LoRA dropout uses torch's).
 A stop mid-accumulation rolls back to the state at the start of that cycle, so a saved
 state is always at an optimizer-step boundary.
+
+Hot path (docs/BENCHMARKS.md, "speed levers"): on CUDA the loss is read back to the host
+every `SYNC_EVERY` steps, not every step (metrics and the smoothed loss are emitted in order
+when it is); the RNG snapshot for a rollback is only taken when a cycle has several
+micro-batches. Several processes (accelerate): every rank walks the same global batches of
+batch_size x world items, draws the randomness of the whole global batch and trains its own
+rows of it, so N ranks x batch b follow the trajectory of one process x batch N*b; ranks
+agree on Stop at each check; rank 0 alone writes caches first, checkpoints, samples, the LoRA.
 """
 from __future__ import annotations
 
@@ -22,7 +30,9 @@ from modules.lora_training.train import dataset as ds
 from modules.lora_training.train import export_kohya as ex
 from modules.lora_training.train import init_lora, lora_setup, optim, outputs, param_groups, recipe_runtime, sampler, session
 from modules.lora_training.train.estimate import plan, save_timing, timing_key
-from modules.lora_training.train.step import diffusion_loss
+from modules.lora_training.train.step import diffusion_loss, optimizer_step
+
+SYNC_EVERY = {"cuda": 10, "cpu": 1}  # optimizer steps between loss read-backs (host syncs)
 
 
 class Trainer:
@@ -41,14 +51,16 @@ class Trainer:
         self.autosave = autosave.SaveClock(self.p.save_every_minutes)
         self.step_file_at = -1
         self.started_at = time.time()  # ss_training_started_at; a resumed run keeps the first one
+        self.pending: list = []  # (step, loss tensor, step_times) not yet read back to the host
+        self.rank, self.world = 0, 1
 
     # -- helpers -----------------------------------------------------------------
     def log(self, key: str, **kw: Any) -> None:
         if self.main:
             self.job.info(self.job.t(key, **kw))
 
-    def _loss(self, latents, embeds, pooled, tids, gen, **kw):
-        model = self.ddp_unet if self.dist is not None else self.s.unet
+    def _loss(self, latents, embeds, pooled, tids, gen, model=None, **kw):
+        model = model or (self.ddp_unet if self.dist is not None else self.s.unet)
         return diffusion_loss(model, self.s.noise_scheduler, latents, embeds, pooled, tids, gen,
                               noise_offset=kw.pop("noise_offset", 0.0), min_snr_gamma=kw.pop("min_snr_gamma", 0.0),
                               autocast_dtype=self.autocast, weight_dtype=self.s.weight_dtype, **kw)
@@ -74,6 +86,7 @@ class Trainer:
             self.step_file_at = self.step
 
     def save_state(self, rng: dict | None = None) -> Any:
+        self._flush()  # every rank: the read-back is a collective with several processes
         if not self.main:
             return None
         if self.saved_step == self.step and self.saved_path is not None:
@@ -133,7 +146,7 @@ class Trainer:
         world = self.dist.num_processes if self.dist is not None else 1
         rank = self.dist.process_index if self.dist is not None else 0
         self.rank, self.world = rank, world
-        self.per_epoch = len(ds.epoch_batches(s.train_items, p.batch_size, p.seed, 0, rank, world))
+        self.per_epoch = len(self._epoch_batches(0))
         self.total = p.max_steps or math.ceil(self.per_epoch / p.grad_accum) * p.epochs
         est = plan(p, ctx, n_train=len(s.train_items), per_epoch=self.per_epoch, world=world, device=s.device)
         est["steps"] = self.total
@@ -147,7 +160,12 @@ class Trainer:
                  ckpt=p.gradient_checkpointing, cache=p.cache_latents, te=p.train_text_encoder)
         self.log("lora.log.loading", base=s.base.ref)
         session.load_models(s, ctx, job)
-        if not session.fill_caches(s, job):
+        if self.dist is not None:
+            with self.dist.main_process_first():  # rank 0 fills the cache, the others read it
+                filled = session.fill_caches(s, job)
+        else:
+            filled = session.fill_caches(s, job)
+        if not filled:
             return False
         if s.cache is not None and p.cache_latents:
             self.log("lora.log.cache", hits=s.cache.hits, misses=s.cache.misses, path=str(s.paths.cache))
@@ -171,6 +189,7 @@ class Trainer:
         self.trainable = [q for g in groups for q in g["params"]]
         self.rx = recipe_runtime.RecipeRuntime(self)
         self.gen = torch.Generator().manual_seed(p.seed)
+        self.sync_every = SYNC_EVERY["cuda" if s.device.startswith("cuda") else "cpu"]
         if self.dist is not None:
             self.ddp_unet = self.dist.prepare_model(s.unet)
         if self.resume_dir is not None:
@@ -211,24 +230,24 @@ class Trainer:
         step_times: list[float] = []
         self.autosave = autosave.SaveClock(p.save_every_minutes)  # counts training, not loading
         while self.step < self.total and not stopped:
-            self.batches = ds.epoch_batches(s.train_items, p.batch_size, p.seed, self.epoch, self.rank, self.world)
+            self.batches = self._epoch_batches(self.epoch)
             while self.pos < len(self.batches) and self.step < self.total:
                 t0 = time.time()
-                snapshot = ck.rng_state(self.gen)
                 n_micro = min(p.grad_accum, len(self.batches) - self.pos)
-                loss_sum = 0.0
+                # a stop before the first micro-batch has drawn nothing: no snapshot needed
+                snapshot = ck.rng_state(self.gen) if n_micro > 1 else None
+                loss_sum = None
                 for m in range(n_micro):
-                    if job.should_stop():
+                    if self._should_stop():
                         stopped = True
                         break
-                    items = [s.train_items[i] for i in self.batches[self.pos + m]]
-                    loss = self.rx.micro_loss(items, self.epoch * len(self.batches) + self.pos + m)
-                    self.scaler.scale(loss / n_micro).backward() if self.dist is None else \
-                        self.dist.backward(self.scaler.scale(loss / n_micro))
-                    loss_sum += float(loss.detach())
+                    loss = self._micro_step(self.batches[self.pos + m], last=m == n_micro - 1, n_micro=n_micro,
+                                            micro=self.epoch * len(self.batches) + self.pos + m)
+                    loss_sum = loss if loss_sum is None else loss_sum + loss
                 if stopped:  # roll back to the last optimizer-step boundary
                     self.opt.zero_grad(set_to_none=True)
-                    ck.set_rng_state(snapshot, self.gen)
+                    if snapshot is not None:
+                        ck.set_rng_state(snapshot, self.gen)
                     break
                 self._optimizer_step()
                 self.pos += n_micro
@@ -236,7 +255,7 @@ class Trainer:
                 self.rx.after_step(self.step)
                 step_times.append(time.time() - t0)
                 self._after_step(loss_sum / n_micro, step_times)
-                if job.should_stop():
+                if self._should_stop():
                     stopped = True
                     break
             if not stopped and self.pos >= len(self.batches):
@@ -244,6 +263,7 @@ class Trainer:
                 self.pos = 0
                 if p.save_every_epochs and self.epoch % p.save_every_epochs == 0 and self.step < self.total:
                     self.periodic_save()
+        self._flush()
         result = {"steps": self.step, "epochs": self.epoch, "stopped": stopped, "loss": self.last_loss,
                   "loss_smooth": self._smooth(), "estimate": self.estimate,
                   "seconds": round(time.time() - t_start, 2),
@@ -264,49 +284,113 @@ class Trainer:
             self.log("lora.log.stopped" if stopped else "lora.log.done", step=self.step, total=self.total)
         return result
 
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This epoch's batches; with several processes, the global batches (world x batch)."""
+        return ds.epoch_batches(self.s.train_items, self.p.batch_size * self.world, self.p.seed, epoch)
+
+    def _micro_step(self, batch: list[int], last: bool, n_micro: int, micro: int):
+        """Forward + backward of one micro-batch (the recipe's loss); returns the detached loss
+        (no host sync)."""
+        import contextlib
+
+        items = [self.s.train_items[i] for i in batch]
+        keep = None
+        if self.world > 1:  # this rank's rows of the global batch (a short tail batch repeats one)
+            keep = list(range(len(items)))[self.rank::self.world] or [len(items) - 1]
+        sync = contextlib.nullcontext() if self.dist is None or last else self.dist.no_sync(self.ddp_unet)
+        with sync:
+            loss = self.rx.micro_loss(items, micro, keep=keep)
+            scaled = self.scaler.scale(loss / n_micro)
+            scaled.backward() if self.dist is None else self.dist.backward(scaled)
+        return loss.detach()
+
     def _optimizer_step(self) -> None:
+        if self.world > 1 and self.s.te_trained:
+            self._average_te_grads()  # DDP wraps the UNet only
+        optimizer_step(self.opt, self.sched, self.scaler, self.trainable, self.p.max_grad_norm)
+
+    def _average_te_grads(self) -> None:
+        import torch.distributed as tdist
+
+        for g in self.opt.param_groups:
+            if g.get("name") in ("te1", "te2"):
+                for q in g["params"]:
+                    if q.grad is not None:
+                        tdist.all_reduce(q.grad)
+                        q.grad.div_(self.world)
+
+    def _should_stop(self) -> bool:
+        """Stop asked? With several processes every rank gets the same answer (any rank asked)."""
+        asked = self.job.should_stop()
+        if self.world == 1:
+            return asked
         import torch
 
-        p = self.p
-        if p.max_grad_norm > 0:
-            self.scaler.unscale_(self.opt)
-            torch.nn.utils.clip_grad_norm_(self.trainable, p.max_grad_norm)
-        self.scaler.step(self.opt)
-        self.scaler.update()
-        self.sched.step()
-        self.opt.zero_grad(set_to_none=True)
+        flag = torch.tensor([1.0 if asked else 0.0], device=self.dist.device)
+        return bool(self.dist.reduce(flag, reduction="sum").item() > 0)
+
+    def _flush(self, due: bool = False) -> bool:
+        """Read the pending losses back (one host sync; a mean over ranks with several) and
+        emit their metrics, progress and log lines in step order. Returns `due` agreed by the
+        ranks (any rank's clock says a timed save is due), carried in the same reduction."""
+        if not self.pending:
+            return due
+        import torch
+
+        losses = torch.stack([x[1].float().reshape(()) for x in self.pending] +
+                             [torch.tensor(1.0 if due else 0.0, device=self.pending[0][1].device)])
+        if self.world > 1:
+            losses = self.dist.reduce(losses, reduction="mean")
+        values = losses.tolist()
+        due = values.pop() > 0
+        pending, self.pending = self.pending, []
+        job = self.job
+        for (step, _, lr, eta), loss in zip(pending, values):
+            self.last_loss = loss
+            self.ema = 0.9 * self.ema + 0.1 * loss
+            self.ema_n += 1
+            if not self.main:
+                continue
+            job.metric(step, loss=loss, loss_smooth=self._smooth(), lr=lr)
+            desc = job.t("lora.progress.step", step=step, total=self.total, loss=f"{loss:.4f}", eta=_fmt_eta(eta))
+            if self.autosave.last_wall is not None:  # how much a crash now would lose
+                desc += job.t("lora.progress.last_state", step=self.autosave.last_step,
+                              time=autosave.clock_time(self.autosave.last_wall))
+            job.progress(step, self.total, desc)
+            if step == 1 or step % 50 == 0:
+                self.log("lora.log.step", step=step, total=self.total, loss=f"{loss:.4f}",
+                         smooth=f"{self._smooth():.4f}", lr=f"{lr:.2e}", eta=_fmt_eta(eta))
+        return due
 
     def _smooth(self) -> float:
         return self.ema / (1 - 0.9 ** self.ema_n) if self.ema_n else float("nan")
 
-    def _after_step(self, loss: float, step_times: list[float]) -> None:
-        p, job = self.p, self.job
-        self.last_loss = loss
-        self.ema = 0.9 * self.ema + 0.1 * loss
-        self.ema_n += 1
-        if not self.main:
-            return
+    def _after_step(self, loss: Any, step_times: list[float]) -> None:
+        p = self.p
         lr = self.sched.get_last_lr()[0]
         if p.optimizer == "prodigy":  # effective LR = lr * d (Prodigy's own estimate)
             lr *= float(self.opt.param_groups[0].get("d", 1.0))
-        job.metric(self.step, loss=loss, loss_smooth=self._smooth(), lr=lr)
         recent = step_times[-20:]
         eta = (self.total - self.step) * sum(recent) / len(recent)
-        desc = job.t("lora.progress.step", step=self.step, total=self.total, loss=f"{loss:.4f}", eta=_fmt_eta(eta))
-        if self.autosave.last_wall is not None:  # how much a crash now would lose
-            desc += job.t("lora.progress.last_state", step=self.autosave.last_step,
-                          time=autosave.clock_time(self.autosave.last_wall))
-        job.progress(self.step, self.total, desc)
-        if self.step == 1 or self.step % 50 == 0:
-            self.log("lora.log.step", step=self.step, total=self.total, loss=f"{loss:.4f}",
-                     smooth=f"{self._smooth():.4f}", lr=f"{lr:.2e}", eta=_fmt_eta(eta))
-        if p.validation_every_steps and self.s.val_items and self.step % p.validation_every_steps == 0:
-            job.metric(self.step, val_loss=self.validation())
-        if p.sample_every_steps and p.sample_prompts and self.step % p.sample_every_steps == 0:
+        self.pending.append((self.step, loss, lr, eta))
+        val = p.validation_every_steps and self.s.val_items and self.step % p.validation_every_steps == 0
+        sample = p.sample_every_steps and p.sample_prompts and self.step % p.sample_every_steps == 0
+        save = p.save_every_steps and self.step % p.save_every_steps == 0 and self.step < self.total
+        timed = False
+        if len(self.pending) >= self.sync_every or self.step == 1 or self.step % 50 == 0 or val or sample or save:
+            # on every rank (a collective with several processes); the timed-save clock is read
+            # here too, so all ranks agree on it (a timed save waits for the next read-back)
+            due = self._flush(due=self.autosave.due())
+            timed = due and not save and self.step < self.total
+        if not self.main:
+            return
+        if val:
+            self.job.metric(self.step, val_loss=self.validation())
+        if sample:
             self.samples()
-        if p.save_every_steps and self.step % p.save_every_steps == 0 and self.step < self.total:
+        if save:
             self.periodic_save()
-        elif self.autosave.due() and self.step < self.total:
+        elif timed:
             self.log("lora.log.timed_save", minutes=f"{self.autosave.minutes_since():.0f}")
             self.save_state()  # crash safety only: no step LoRA file for a timed save
 
@@ -320,7 +404,9 @@ class Trainer:
         with sampler.isolated(s.te1, s.te2, device=s.device), torch.no_grad():
             for it in s.val_items:
                 batches.append((s.latents([it], g), *s.conditioning([it])))
-        return sampler.validation_loss(s.unet, s.noise_scheduler, batches, self._loss, s.device, seed=self.p.seed)
+        # the plain UNet, not the DDP wrapper: validation runs on rank 0 alone (no collectives)
+        return sampler.validation_loss(s.unet, s.noise_scheduler, batches,
+                                       lambda *a, **kw: self._loss(*a, model=s.unet, **kw), s.device, seed=self.p.seed)
 
     def samples(self) -> None:
         import torch
