@@ -33,11 +33,12 @@ def base_choices(ctx) -> list[str]:
     return [c for c in dict.fromkeys(found) if c]
 
 
-def collect(project: str, trigger: str, resolution: Any, values: list[Any]) -> dict:
-    """Form values -> TrainParams dict (only fields the user can see; preset fills the rest)."""
+def collect(project: str, trigger: str, resolution: Any, values: list[Any], extra: dict | None = None) -> dict:
+    """Form values -> TrainParams dict (only fields the user can see; preset fills the rest).
+    `extra`: fields of a loaded config / run the form has no widget for (ui_runs)."""
     from modules.lora_training.train.config import TrainParams
 
-    params: dict[str, Any] = {"project": (project or "").strip(), "trigger_word": trigger or "",
+    params: dict[str, Any] = {**(extra or {}), "project": (project or "").strip(), "trigger_word": trigger or "",
                               "resolution": int(resolution or 1024)}
     defaults = TrainParams()
     for name, value in zip(FIELDS, values):
@@ -156,6 +157,7 @@ def _settings(ctx, i18n) -> list:
 
 def build_ui(ctx) -> None:
     from core.ui.job_panel import JobPanel
+    from modules.lora_training.ui_runs import build_runs_ui
 
     i18n = ctx.i18n
     try:
@@ -186,27 +188,29 @@ def build_ui(ctx) -> None:
         gr.Button(i18n("lora.ui.refresh"), size="sm").click(lambda: list_loras(ctx), outputs=loras)
 
     form = [project, trigger, resolution, *settings]
-    est_btn.click(lambda *v: estimate_markdown(ctx, collect(v[0], v[1], v[2], list(v[3:]))), inputs=form,
-                  outputs=estimate)
-    train_btn.click(lambda *v: submit(ctx, "lora.train", collect(v[0], v[1], v[2], list(v[3:]))), inputs=form,
+
+    def params_of(*v):  # form values + the State of fields it does not show
+        return collect(v[0], v[1], v[2], list(v[3:-1]), v[-1])
+
+    with left:  # Resume replays a past run's own parameters; configs saved / loaded as JSON
+        extra_state = build_runs_ui(ctx, form, FIELDS, panel, params_of, resume_btn)
+    est_btn.click(lambda *v: estimate_markdown(ctx, params_of(*v)), inputs=[*form, extra_state], outputs=estimate)
+    train_btn.click(lambda *v: submit(ctx, "lora.train", params_of(*v)), inputs=[*form, extra_state],
                     outputs=panel.job_id)
-    resume_btn.click(lambda *v: submit(ctx, "lora.train", {**collect(v[0], v[1], v[2], list(v[3:])),
-                                                           "resume_from": "latest"}),
-                     inputs=form, outputs=panel.job_id)
     if data:
         extra = [data[k] for k in ("source_dir", "files", "concept", "mode", "caption_task", "caption_model",
                                    "overwrite")]
 
         def prepare_and_train(*v):
-            n = len(form)
+            n = len(form) + 1
             src, files, concept, mode, task, model, overwrite = v[n:]
             paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
             return submit(ctx, "lora.prepare_and_train", {
-                "train": collect(v[0], v[1], v[2], list(v[3:n])), "source_dir": (src or "").strip(),
+                "train": params_of(*v[:n]), "source_dir": (src or "").strip(),
                 "files": paths, "concept": concept or "default", "mode": mode, "caption": True,
                 "caption_task": task, "caption_model": model or "", "overwrite_captions": bool(overwrite)})
 
-        prep_btn.click(prepare_and_train, inputs=form + extra, outputs=panel.job_id)
+        prep_btn.click(prepare_and_train, inputs=form + [extra_state] + extra, outputs=panel.job_id)
     panel.job_id.change(lambda: list_loras(ctx), outputs=loras)
     # no timer of our own (it would keep the page busy): the list follows the panel's status
     panel.status.change(lambda: list_loras(ctx), outputs=loras, show_progress="hidden")
