@@ -96,15 +96,19 @@ def list_loras(ctx) -> list[list[Any]]:
     return rows
 
 
-def _settings(ctx, i18n) -> list:
+def _settings(ctx, i18n, tools: dict | None = None) -> list:
     from modules.lora_training.train.config import TrainParams
 
     d = TrainParams()
     w: dict[str, Any] = {}
+    tools = {} if tools is None else tools
     with gr.Row():
         w["output_name"] = gr.Textbox(label=i18n("lora.ui.output_name"), placeholder=i18n("lora.ui.output_name_ph"))
         w["base_model"] = gr.Dropdown(base_choices(ctx), value=base_choices(ctx)[0] if base_choices(ctx) else None,
-                                      allow_custom_value=True, label=i18n("lora.ui.base_model"))
+                                      allow_custom_value=True, label=i18n("lora.ui.base_model"), scale=3)
+        # rescans every model folder of the tab (bases, LoRA files, captioners), like a page load
+        tools["refresh_models"] = gr.Button(i18n("lora.ui.refresh"), size="sm", scale=0, min_width=90,
+                                            elem_id="lora-refresh-models")
     w["vram_preset"] = gr.Radio(["none", "8", "12", "16", "24"], value="none", label=i18n("lora.ui.vram_preset"),
                                 info=i18n("lora.ui.vram_preset_info"))
     with gr.Row():
@@ -155,6 +159,23 @@ def _settings(ctx, i18n) -> list:
     return [w[name] for name in FIELDS]
 
 
+def _follow_model_folders(ctx, buttons: list, settings: list, data: dict, loras) -> None:
+    """Both Refresh buttons (and a page load) rescan every model list of the tab."""
+    from core.ui.model_lists import follow_folders
+
+    lists: list[tuple] = [(settings[FIELDS.index("base_model")], lambda: base_choices(ctx))]
+    if "init_lora" in FIELDS:  # the LoRA files a run can start from
+        lists.append((settings[FIELDS.index("init_lora")],
+                      lambda: [p.name for p in sorted(ctx.path("LORAS_DIR").glob("*.safetensors"))], True))
+    if data.get("caption_model") is not None:
+        from modules.lora_training.data.ui_data import caption_model_choices
+
+        lists.append((data["caption_model"], lambda: caption_model_choices(ctx)))
+    for i, button in enumerate(buttons):
+        # the page-load rescan once is enough: only the first wiring registers it
+        follow_folders(button, lists, extra=[(loras, lambda: list_loras(ctx))], on_load=i == 0)
+
+
 def build_ui(ctx) -> None:
     from core.ui.job_panel import JobPanel
     from modules.lora_training.ui_runs import build_runs_ui
@@ -175,7 +196,8 @@ def build_ui(ctx) -> None:
             project = data.get("project") or gr.Textbox("my_lora", label=i18n("lora.ui.project"))
             trigger = data.get("trigger_word") or gr.Textbox(label=i18n("lora.ui.trigger"))
             resolution = data.get("resolution") or gr.Number(1024, label=i18n("lora.ui.resolution"), precision=0)
-            settings = _settings(ctx, i18n)
+            tools: dict[str, Any] = {}
+            settings = _settings(ctx, i18n, tools)
             estimate = gr.Markdown(elem_classes=["cb-lora-estimate"])
             with gr.Row():
                 est_btn = gr.Button(i18n("lora.ui.estimate"), size="sm")
@@ -185,9 +207,10 @@ def build_ui(ctx) -> None:
     with gr.Accordion(i18n("lora.ui.loras"), open=False):
         loras = gr.Dataframe(headers=["file", "MiB", "modified", "steps", "rank", "trigger", "finished"],
                              value=list_loras(ctx), interactive=False)
-        gr.Button(i18n("lora.ui.refresh"), size="sm").click(lambda: list_loras(ctx), outputs=loras)
+        loras_refresh = gr.Button(i18n("lora.ui.refresh"), size="sm")
 
     form = [project, trigger, resolution, *settings]
+    _follow_model_folders(ctx, [tools["refresh_models"], loras_refresh], settings, data, loras)
 
     def params_of(*v):  # form values + the State of fields it does not show
         return collect(v[0], v[1], v[2], list(v[3:-1]), v[-1])

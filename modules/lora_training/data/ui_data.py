@@ -153,6 +153,13 @@ def save_all(ctx, project, captions, original):
 
 
 # -- layout ----------------------------------------------------------------------------------
+def caption_model_choices(ctx) -> list[str]:
+    """The captioners found in CAPTIONERS_DIR, then the configured default (rescanned on Refresh)."""
+    default_model = ctx.config.get("DEFAULT_CAPTION_MODEL", "")
+    models = list_local_captioners(ctx.path("CAPTIONERS_DIR"))
+    return list(dict.fromkeys(models + [default_model])) if default_model else models
+
+
 def build_data_ui(ctx, panel=None) -> dict[str, Any]:
     """Build the section inside the current Blocks context; returns components by name.
 
@@ -189,7 +196,7 @@ def build_data_ui(ctx, panel=None) -> dict[str, Any]:
             default_model = ctx.config.get("DEFAULT_CAPTION_MODEL", "")
             models = list_local_captioners(ctx.path("CAPTIONERS_DIR"))
             with gr.Row():
-                c["caption_model"] = gr.Dropdown(choices=models + [default_model] if default_model else models,
+                c["caption_model"] = gr.Dropdown(choices=caption_model_choices(ctx),
                                                  value=models[0] if models else default_model,
                                                  allow_custom_value=True, label=t("lora_data.ui.caption_model"))
                 labels = ("lora_data.ui.task_caption", "lora_data.ui.task_detailed", "lora_data.ui.task_more_detailed")
