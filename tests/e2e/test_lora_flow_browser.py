@@ -117,8 +117,9 @@ def test_lora_flow(lora_ctx, tmp_path):
         assert loras, "Stop saves a LoRA"
         steps_done = max(m["step"] for m in ctx.store.metrics(job["id"], "loss"))
 
-        page.get_by_role("button", name="Resume (latest state)").click()
-        resumed = wait_job(ctx, "lora.train", ("running",))
+        page.get_by_role("button", name="Resume run").click()  # the run the panel shows, its own params
+        resumed = wait_job(ctx, "lora.prepare_and_train", ("running",))
+        assert resumed["parent_id"] == job["id"]
         wait_metrics(ctx, resumed["id"], 2)
         first = ctx.store.metrics(resumed["id"], "loss")[0]["step"]
         assert first > 1 and first <= steps_done + 1, (first, steps_done)
