@@ -103,9 +103,11 @@ def _settings(ctx, i18n, tools: dict | None = None) -> list:
     w: dict[str, Any] = {}
     tools = {} if tools is None else tools
     with gr.Row():
-        w["output_name"] = gr.Textbox(label=i18n("lora.ui.output_name"), placeholder=i18n("lora.ui.output_name_ph"))
+        # widths set so neither the name's placeholder nor the base path is squeezed (issue 18.8)
+        w["output_name"] = gr.Textbox(label=i18n("lora.ui.output_name"), placeholder=i18n("lora.ui.output_name_ph"),
+                                      scale=2, min_width=180)
         w["base_model"] = gr.Dropdown(base_choices(ctx), value=base_choices(ctx)[0] if base_choices(ctx) else None,
-                                      allow_custom_value=True, label=i18n("lora.ui.base_model"), scale=3)
+                                      allow_custom_value=True, label=i18n("lora.ui.base_model"), scale=4, min_width=240)
         # rescans every model folder of the tab (bases, LoRA files, captioners), like a page load
         tools["refresh_models"] = gr.Button(i18n("lora.ui.refresh"), size="sm", scale=0, min_width=90,
                                             elem_id="lora-refresh-models")
@@ -117,9 +119,10 @@ def _settings(ctx, i18n, tools: dict | None = None) -> list:
         w["batch_size"] = gr.Number(d.batch_size, label=i18n("lora.ui.batch_size"), precision=0, minimum=1)
         w["grad_accum"] = gr.Number(d.grad_accum, label=i18n("lora.ui.grad_accum"), precision=0, minimum=1)
     with gr.Row():
-        w["lr_unet"] = gr.Number(d.lr_unet, label=i18n("lora.ui.lr_unet"))
-        w["rank"] = gr.Slider(1, 256, d.rank, step=1, label=i18n("lora.ui.rank"))
-        w["alpha"] = gr.Slider(1, 256, d.alpha, step=1, label=i18n("lora.ui.alpha"))
+        w["lr_unet"] = gr.Number(d.lr_unet, label=i18n("lora.ui.lr_unet"), scale=2)
+        # a slider's number box takes ~130 px of its label's line: wider sliders keep the label on one line
+        w["rank"] = gr.Slider(1, 256, d.rank, step=1, label=i18n("lora.ui.rank"), scale=3, min_width=220)
+        w["alpha"] = gr.Slider(1, 256, d.alpha, step=1, label=i18n("lora.ui.alpha"), scale=3, min_width=220)
     with gr.Accordion(i18n("lora.ui.advanced"), open=False):
         with gr.Row():
             w["dropout"] = gr.Slider(0, 0.5, d.dropout, step=0.01, label=i18n("lora.ui.dropout"))
@@ -200,10 +203,13 @@ def build_ui(ctx) -> None:
             settings = _settings(ctx, i18n, tools)
             estimate = gr.Markdown(elem_classes=["cb-lora-estimate"])
             with gr.Row():
-                est_btn = gr.Button(i18n("lora.ui.estimate"), size="sm")
-                prep_btn = gr.Button(i18n("lora.ui.prepare_and_train"), variant="primary", visible=bool(data))
-                train_btn = gr.Button(i18n("lora.ui.train"), variant="primary" if not data else "secondary")
-                resume_btn = gr.Button(i18n("lora.ui.resume"))
+                # min widths: a long (French) label wraps the row, not the button's text
+                est_btn = gr.Button(i18n("lora.ui.estimate"), size="sm", scale=0, min_width=110)
+                prep_btn = gr.Button(i18n("lora.ui.prepare_and_train"), variant="primary", visible=bool(data),
+                                     size="md", min_width=200)
+                train_btn = gr.Button(i18n("lora.ui.train"), variant="primary" if not data else "secondary",
+                                      size="md", min_width=140)
+                resume_btn = gr.Button(i18n("lora.ui.resume"), size="md", min_width=170)
     with gr.Accordion(i18n("lora.ui.loras"), open=False):
         loras = gr.Dataframe(headers=["file", "MiB", "modified", "steps", "rank", "trigger", "finished"],
                              value=list_loras(ctx), interactive=False)
