@@ -99,7 +99,7 @@ def test_lora_flow(lora_ctx, tmp_path):
         assert sum("edited in the browser" in c.read_text() for c in captions) == 1
         page.screenshot(path=str(shots / "lora_caption_editor.png"), full_page=True)
 
-        fill_number(page, "Max steps (0 = from epochs)", 400)
+        fill_number(page, "Max steps (0 = epochs)", 400)
         page.get_by_text("Samples, validation and checkpoints").click()
         fill_number(page, "Save state every N steps", 2)
         page.get_by_role("button", name="Prepare & Train").click()

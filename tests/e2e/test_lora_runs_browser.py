@@ -72,6 +72,8 @@ def test_runs_resume_reload_and_refresh(lora_ctx, tmp_path):
         assert resumed["params"]["rank"] == 4 and resumed["params"]["resume_from"].startswith(first_dir)
         wait_metrics(ctx, resumed["id"], 1)
         assert ctx.store.metrics(resumed["id"], "loss")[0]["step"] > 1  # its own state, continued
+        page.wait_for_function("el => /Running|Stopped/.test(el.innerText)",
+                               arg=page.locator(".cb-job-status").first.element_handle(), timeout=20_000)
         page.screenshot(path=str(shots / "lora_runs_resume.png"), full_page=True)
         stop_from_page(ctx, page, resumed["id"])
 
