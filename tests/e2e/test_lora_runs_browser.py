@@ -6,6 +6,7 @@ models/upscalers appears after Refresh."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,8 +59,8 @@ def test_runs_resume_reload_and_refresh(lora_ctx, tmp_path):
                   save_every_epochs=0, keep_last=2, min_snr_gamma=0.0, lr_unet=1e-3)
     first = run_and_stop(ctx, 3, rank=4, alpha=4.0, **common)
     second = run_and_stop(ctx, 3, rank=8, alpha=8.0, **common)  # same project and name, other rank
-    first_dir = str(__import__("pathlib").Path(first["result"]["state"]).parent)
-    assert first_dir != str(__import__("pathlib").Path(second["result"]["state"]).parent)
+    first_dir = str(Path(first["result"]["state"]).parent)
+    assert first_dir != str(Path(second["result"]["state"]).parent)  # each run owns its folder
 
     with running_studio(ctx) as url, browser_page(height=1400) as page:
         page.goto(url, wait_until="load")
