@@ -22,8 +22,17 @@ def read_params(arg: str | None) -> dict:
 
 
 def run_job_foreground(ctx, kind: str, params: dict, out=None) -> int:
-    """Submit, stream logs until final; returns 0 completed, 1 failed, 130 stopped."""
-    out = out or sys.stderr  # looked up now: tests and shells swap sys.stderr
+    """Submit, stream logs until final; returns 0 completed, 1 failed, 130 stopped, 2 refused.
+
+    Closes `ctx` in every case (a refused job too: a context left open keeps its threads and
+    the data folder's lock)."""
+    try:
+        return _follow_in_foreground(ctx, kind, params, out or sys.stderr)  # stderr looked up now: tests swap it
+    finally:
+        ctx.close()
+
+
+def _follow_in_foreground(ctx, kind: str, params: dict, out) -> int:
     try:
         job_id = ctx.jobs.submit(kind, params)
     except KeyError:
@@ -36,28 +45,25 @@ def run_job_foreground(ctx, kind: str, params: dict, out=None) -> int:
         print(exc.render(ctx.t), file=out)
         return 2
     after, stopping = 0, False
-    try:
-        while True:
-            try:
+    while True:
+        try:
+            for row in ctx.store.logs(job_id, after):
+                after = row["id"]
+                print(f"[{row['level']}] {row['message']}", file=out, flush=True)
+            job = ctx.store.get_job(job_id)
+            if job["status"] not in ("pending", "running") and ctx.jobs.get(job_id) is None:
+                ctx.jobs.flush()
                 for row in ctx.store.logs(job_id, after):
-                    after = row["id"]
                     print(f"[{row['level']}] {row['message']}", file=out, flush=True)
-                job = ctx.store.get_job(job_id)
-                if job["status"] not in ("pending", "running") and ctx.jobs.get(job_id) is None:
-                    ctx.jobs.flush()
-                    for row in ctx.store.logs(job_id, after):
-                        print(f"[{row['level']}] {row['message']}", file=out, flush=True)
-                    print(json.dumps({"id": job_id, "status": job["status"], "result": job["result"]}))
-                    return {"completed": 0, "stopped": 130}.get(job["status"], 1)
-                time.sleep(0.3)
-            except KeyboardInterrupt:
-                if stopping:
-                    raise
-                stopping = True
-                ctx.jobs.stop(job_id)
-                print(ctx.t("cli.stopping"), file=out, flush=True)
-    finally:
-        ctx.close()
+                print(json.dumps({"id": job_id, "status": job["status"], "result": job["result"]}))
+                return {"completed": 0, "stopped": 130}.get(job["status"], 1)
+            time.sleep(0.3)
+        except KeyboardInterrupt:
+            if stopping:
+                raise
+            stopping = True
+            ctx.jobs.stop(job_id)
+            print(ctx.t("cli.stopping"), file=out, flush=True)
 
 
 def run_direct(ctx, kind: str, params, run, verbose: bool = True, out=None) -> int:

@@ -80,3 +80,21 @@ def _env() -> dict:
     import os
 
     return {**os.environ, "LANG": "en_US.UTF-8", "HF_HUB_OFFLINE": "1"}
+
+
+def test_a_refused_cli_job_closes_its_context(tmp_path):
+    """A CLI whose job is refused (bad params, unknown kind) must not leave the runner's
+    threads behind nor keep the data folder locked."""
+    import io
+    import threading
+
+    from core.cli import run_job_foreground
+    from core.context import build_context
+
+    before = sorted(t.name for t in threading.enumerate() if t.name.startswith("job-"))
+    for kind in ("no.such_kind", "sr.upscale"):
+        ctx = build_context(tmp_path / "home")
+        assert run_job_foreground(ctx, kind, {"nope": 1}, out=io.StringIO()) == 2
+    after = sorted(t.name for t in threading.enumerate() if t.name.startswith("job-"))
+    assert after == before
+    build_context(tmp_path / "home", load_modules=False).close()  # the lock was released
