@@ -135,9 +135,10 @@ def build_ui(ctx) -> None:
                 up_btn = gr.Button(i18n("clf.ui.upload_add"), size="sm")
             with gr.Group():
                 with gr.Row():
-                    name = gr.Textbox(label=i18n("clf.ui.name"), value="my_classifier")
+                    name = gr.Textbox(label=i18n("clf.ui.name"), value="my_classifier", scale=2, min_width=160)
+                    # wider than the name: "baseline - microsoft/resnet-18 (11.7M)" was cut (issue 18.8)
                     preset = gr.Dropdown([(f"{k} - {p.backbone} ({p.params_m}M)", k) for k, p in PRESETS.items()],
-                                         value="baseline", label=i18n("clf.ui.preset"))
+                                         value="baseline", label=i18n("clf.ui.preset"), scale=3, min_width=300)
                 backbone = gr.Textbox(label=i18n("clf.ui.backbone"), info=t("clf.ui.backbone_info"))
                 with gr.Row():
                     freeze = gr.Checkbox(False, label=i18n("clf.ui.freeze"), info=t("clf.ui.freeze_info"))
