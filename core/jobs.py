@@ -54,7 +54,22 @@ class Job:
 
     # -- talking back ------------------------------------------------------
     def log(self, level: str, msg: str) -> None:
+        if level == "debug":  # tracebacks and chatty detail: the job's own file, not the user's log
+            self._debug(str(msg))
+            return
         self._sink(("log", self.id, time.time(), level if level in LEVELS else "info", str(msg)))
+
+    @property
+    def debug_path(self) -> Path:
+        return self.workdir / "debug.log"
+
+    def _debug(self, msg: str) -> None:
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            with open(self.debug_path, "a", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg.rstrip()}\n")
+        except OSError:  # a full disk must not turn a debug line into a second failure
+            pass
 
     def info(self, msg: str) -> None:
         self.log("info", msg)
@@ -121,6 +136,9 @@ class ConsoleJob(Job):
         self.verbose = verbose
         super().__init__(uuid.uuid4().hex[:12], kind, params, Path(workdir or Path.cwd() / "outputs" / "cli"),
                          self._print, t or Translator("en"))
+
+    def _debug(self, msg: str) -> None:  # a script's console is its debug file
+        self._print(("log", self.id, time.time(), "debug", msg))
 
     def _print(self, ev: tuple) -> None:
         self.events.append(ev)

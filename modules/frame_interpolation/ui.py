@@ -10,6 +10,7 @@ import gradio as gr
 
 from core.errors import StudioError
 from core.ui.job_panel import JobPanel
+from core.ui.model_lists import follow_folders
 from modules.frame_interpolation.weights import list_models, resolve_model
 
 MODES = ("multiply", "fps", "slowmo")
@@ -46,7 +47,7 @@ def build_ui(ctx) -> None:
         scale = gr.Dropdown([0.25, 0.5, 1.0, 2.0, 4.0], value=1.0, label=i18n("rife.ui.scale"), scale=2)
         precision = gr.Radio(["auto", "fp16", "fp32"], value="auto", label=i18n("rife.ui.precision"), scale=2)
     info = gr.Markdown(_model_info(ctx, model.value))
-    refresh.click(lambda: gr.update(choices=list_models(folder)), outputs=model)
+    follow_folders(refresh, [(model, lambda: list_models(folder))])  # Refresh and page load rescan
     model.change(lambda n: _model_info(ctx, n), inputs=model, outputs=info)
 
     with gr.Row():

@@ -11,6 +11,7 @@ import gradio as gr
 
 from core.errors import StudioError
 from core.ui.job_panel import JobPanel
+from core.ui.model_lists import follow_folders
 from modules.image_classifier.params import PRESETS, TrainParams
 
 CHART = ("train_loss", "val_loss", "train_acc", "val_acc")
@@ -134,9 +135,10 @@ def build_ui(ctx) -> None:
                 up_btn = gr.Button(i18n("clf.ui.upload_add"), size="sm")
             with gr.Group():
                 with gr.Row():
-                    name = gr.Textbox(label=i18n("clf.ui.name"), value="my_classifier")
+                    name = gr.Textbox(label=i18n("clf.ui.name"), value="my_classifier", scale=2, min_width=160)
+                    # wider than the name: "baseline - microsoft/resnet-18 (11.7M)" was cut (issue 18.8)
                     preset = gr.Dropdown([(f"{k} - {p.backbone} ({p.params_m}M)", k) for k, p in PRESETS.items()],
-                                         value="baseline", label=i18n("clf.ui.preset"))
+                                         value="baseline", label=i18n("clf.ui.preset"), scale=3, min_width=300)
                 backbone = gr.Textbox(label=i18n("clf.ui.backbone"), info=t("clf.ui.backbone_info"))
                 with gr.Row():
                     freeze = gr.Checkbox(False, label=i18n("clf.ui.freeze"), info=t("clf.ui.freeze_info"))
@@ -221,7 +223,7 @@ def build_ui(ctx) -> None:
     scan_btn.click(lambda d: scan_table(ctx, d), inputs=data_dir, outputs=[counts, scan_md])
     up_btn.click(lambda f, c, d: add_uploads(ctx, f, c, d), inputs=[up_files, up_class, up_dataset],
                  outputs=data_dir).then(lambda d: scan_table(ctx, d), inputs=data_dir, outputs=[counts, scan_md])
-    refresh.click(lambda: gr.update(choices=model_choices(ctx)), outputs=model)
+    follow_folders(refresh, [(model, lambda: model_choices(ctx))])  # Refresh and page load rescan
     model.change(lambda m: model_report(ctx, m), inputs=model, outputs=[summary, per_class, cm_img])
     export_btn.click(lambda m: panel.submit("clf.export_onnx", {"model": m or ""}), inputs=model,
                      outputs=panel.job_id)

@@ -56,11 +56,12 @@ def pick_checkpoint(ctx, rows: Any, evt: Any) -> str:
     return str(ctx.path("CHECKPOINTS_DIR") / values[row][0])
 
 
-def collect(project: str, trigger: str, resolution: Any, values: list[Any]) -> dict:
-    """Form values -> TrainParams dict (only fields the user can see; preset fills the rest)."""
+def collect(project: str, trigger: str, resolution: Any, values: list[Any], extra: dict | None = None) -> dict:
+    """Form values -> TrainParams dict (only fields the user can see; preset fills the rest).
+    `extra`: fields of a loaded config / run the form has no widget for (ui_runs)."""
     from modules.lora_training.train.config import TrainParams
 
-    params: dict[str, Any] = {"project": (project or "").strip(), "trigger_word": trigger or "",
+    params: dict[str, Any] = {**(extra or {}), "project": (project or "").strip(), "trigger_word": trigger or "",
                               "resolution": int(resolution or 1024)}
     defaults = TrainParams()
     for name, value in zip(FIELDS, values):
@@ -177,15 +178,21 @@ def list_loras(ctx) -> list[list[Any]]:
     return rows
 
 
-def _settings(ctx, i18n) -> list:
+def _settings(ctx, i18n, tools: dict | None = None) -> list:
     from modules.lora_training.train.config import TrainParams
 
     d = TrainParams()
     w: dict[str, Any] = {}
+    tools = {} if tools is None else tools
     with gr.Row():
-        w["output_name"] = gr.Textbox(label=i18n("lora.ui.output_name"), placeholder=i18n("lora.ui.output_name_ph"))
+        # widths set so neither the name's placeholder nor the base path is squeezed (issue 18.8)
+        w["output_name"] = gr.Textbox(label=i18n("lora.ui.output_name"), placeholder=i18n("lora.ui.output_name_ph"),
+                                      scale=2, min_width=180)
         w["base_model"] = gr.Dropdown(base_choices(ctx), value=base_choices(ctx)[0] if base_choices(ctx) else None,
-                                      allow_custom_value=True, label=i18n("lora.ui.base_model"))
+                                      allow_custom_value=True, label=i18n("lora.ui.base_model"), scale=4, min_width=240)
+        # rescans every model folder of the tab (bases, LoRA files, captioners), like a page load
+        tools["refresh_models"] = gr.Button(i18n("lora.ui.refresh"), size="sm", scale=0, min_width=90,
+                                            elem_id="lora-refresh-models")
     with gr.Accordion(i18n("lora.ui.checkpoint"), open=False):
         with gr.Row():
             w["vae"] = gr.Textbox(label=i18n("lora.ui.vae"), placeholder=i18n("lora.ui.vae_ph"))
@@ -215,9 +222,10 @@ def _settings(ctx, i18n) -> list:
         w["batch_size"] = gr.Number(d.batch_size, label=i18n("lora.ui.batch_size"), precision=0, minimum=1)
         w["grad_accum"] = gr.Number(d.grad_accum, label=i18n("lora.ui.grad_accum"), precision=0, minimum=1)
     with gr.Row():
-        w["lr_unet"] = gr.Number(d.lr_unet, label=i18n("lora.ui.lr_unet"))
-        w["rank"] = gr.Slider(1, 256, d.rank, step=1, label=i18n("lora.ui.rank"))
-        w["alpha"] = gr.Slider(1, 256, d.alpha, step=1, label=i18n("lora.ui.alpha"))
+        w["lr_unet"] = gr.Number(d.lr_unet, label=i18n("lora.ui.lr_unet"), scale=2)
+        # a slider's number box takes ~130 px of its label's line: wider sliders keep the label on one line
+        w["rank"] = gr.Slider(1, 256, d.rank, step=1, label=i18n("lora.ui.rank"), scale=3, min_width=220)
+        w["alpha"] = gr.Slider(1, 256, d.alpha, step=1, label=i18n("lora.ui.alpha"), scale=3, min_width=220)
     with gr.Accordion(i18n("lora.ui.advanced"), open=False):
         with gr.Row():
             w["dropout"] = gr.Slider(0, 0.5, d.dropout, step=0.01, label=i18n("lora.ui.dropout"))
@@ -266,8 +274,28 @@ def _settings(ctx, i18n) -> list:
     return [w[name] for name in FIELDS]
 
 
+def _follow_model_folders(ctx, buttons: list, settings: list, data: dict, loras) -> None:
+    """Both Refresh buttons (and a page load) rescan every model list of the tab."""
+    from core.ui.model_lists import follow_folders
+
+    lists: list[tuple] = [(settings[FIELDS.index("base_model")], lambda: base_choices(ctx))]
+    if "init_lora" in FIELDS:  # the LoRA files a run can start from
+        lists.append((settings[FIELDS.index("init_lora")],
+                      lambda: [p.name for p in sorted(ctx.path("LORAS_DIR").glob("*.safetensors"))], True))
+    if data.get("caption_model") is not None:
+        from modules.lora_training.data.ui_data import caption_model_choices
+
+        lists.append((data["caption_model"], lambda: caption_model_choices(ctx)))
+        if data.get("tagger_model") is not None:
+            lists.append((data["tagger_model"], lambda: caption_model_choices(ctx, ("wd14",))))
+    for i, button in enumerate(buttons):
+        # the page-load rescan once is enough: only the first wiring registers it
+        follow_folders(button, lists, extra=[(loras, lambda: list_loras(ctx))], on_load=i == 0)
+
+
 def build_ui(ctx) -> None:
     from core.ui.job_panel import JobPanel
+    from modules.lora_training.ui_runs import build_runs_ui
 
     i18n = ctx.i18n
     try:
@@ -285,13 +313,17 @@ def build_ui(ctx) -> None:
             project = data.get("project") or gr.Textbox("my_lora", label=i18n("lora.ui.project"))
             trigger = data.get("trigger_word") or gr.Textbox(label=i18n("lora.ui.trigger"))
             resolution = data.get("resolution") or gr.Number(1024, label=i18n("lora.ui.resolution"), precision=0)
-            settings = _settings(ctx, i18n)
+            tools: dict[str, Any] = {}
+            settings = _settings(ctx, i18n, tools)
             estimate = gr.Markdown(elem_classes=["cb-lora-estimate"])
             with gr.Row():
-                est_btn = gr.Button(i18n("lora.ui.estimate"), size="sm")
-                prep_btn = gr.Button(i18n("lora.ui.prepare_and_train"), variant="primary", visible=bool(data))
-                train_btn = gr.Button(i18n("lora.ui.train"), variant="primary" if not data else "secondary")
-                resume_btn = gr.Button(i18n("lora.ui.resume"))
+                # min widths: a long (French) label wraps the row, not the button's text
+                est_btn = gr.Button(i18n("lora.ui.estimate"), size="sm", scale=0, min_width=110)
+                prep_btn = gr.Button(i18n("lora.ui.prepare_and_train"), variant="primary", visible=bool(data),
+                                     size="md", min_width=200)
+                train_btn = gr.Button(i18n("lora.ui.train"), variant="primary" if not data else "secondary",
+                                      size="md", min_width=140)
+                resume_btn = gr.Button(i18n("lora.ui.resume"), size="md", min_width=170)
             first_project = getattr(project, "value", "") or ""
             last_state = gr.Markdown(lambda: last_state_markdown(ctx, first_project),
                                      elem_classes=["cb-lora-last-state"])
@@ -303,19 +335,22 @@ def build_ui(ctx) -> None:
     with gr.Accordion(i18n("lora.ui.loras"), open=False):
         loras = gr.Dataframe(headers=["file", "MiB", "modified", "steps", "rank", "trigger", "finished"],
                              value=list_loras(ctx), interactive=False)
-        gr.Button(i18n("lora.ui.refresh"), size="sm").click(lambda: list_loras(ctx), outputs=loras)
+        loras_refresh = gr.Button(i18n("lora.ui.refresh"), size="sm")
 
     form = [project, trigger, resolution, *settings]
-    est_btn.click(lambda *v: estimate_markdown(ctx, collect(v[0], v[1], v[2], list(v[3:]))), inputs=form,
-                  outputs=estimate)
+    _follow_model_folders(ctx, [tools["refresh_models"], loras_refresh], settings, data, loras)
+
+    def params_of(*v):  # form values + the State of fields it does not show
+        return collect(v[0], v[1], v[2], list(v[3:-1]), v[-1])
+
+    with left:  # Resume replays a past run's own parameters; configs saved / loaded as JSON
+        extra_state = build_runs_ui(ctx, form, FIELDS, panel, params_of, resume_btn)
+    est_btn.click(lambda *v: estimate_markdown(ctx, params_of(*v)), inputs=[*form, extra_state], outputs=estimate)
     asked = [panel.job_id, confirm_box, confirm_msg, pending]
-    train_btn.click(lambda *v: submit_or_ask(ctx, "lora.train", collect(v[0], v[1], v[2], list(v[3:]))), inputs=form,
+    train_btn.click(lambda *v: submit_or_ask(ctx, "lora.train", params_of(*v)), inputs=[*form, extra_state],
                     outputs=asked)
     confirm_btn.click(lambda p: confirm_overwrite(ctx, p), inputs=pending, outputs=asked)
     cancel_btn.click(lambda: (gr.update(), gr.update(visible=False), "", None), outputs=asked)
-    resume_btn.click(lambda *v: submit(ctx, "lora.train", {**collect(v[0], v[1], v[2], list(v[3:])),
-                                                           "resume_from": "latest"}),
-                     inputs=form, outputs=panel.job_id)
     if data:
         from modules.lora_training.data.ui_data import CAPTION_EXTRA, caption_settings
 
@@ -323,17 +358,17 @@ def build_ui(ctx) -> None:
                                    "overwrite", *CAPTION_EXTRA)]
 
         def prepare_and_train(*v):
-            n = len(form)
+            n = len(form) + 1  # the form, then the State of fields it does not show
             src, files, concept, mode, task, model, overwrite = v[n:n + 7]
             settings = caption_settings(dict(zip(CAPTION_EXTRA, v[n + 7:])))
             paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
             return submit_or_ask(ctx, "lora.prepare_and_train", {
-                "train": collect(v[0], v[1], v[2], list(v[3:n])), "source_dir": (src or "").strip(),
+                "train": params_of(*v[:n]), "source_dir": (src or "").strip(),
                 "files": paths, "concept": concept or "default", "mode": mode, "caption": True,
                 "caption_task": task, "caption_model": model or "", "overwrite_captions": bool(overwrite),
                 "caption_settings": settings})
 
-        prep_btn.click(prepare_and_train, inputs=form + extra, outputs=asked)
+        prep_btn.click(prepare_and_train, inputs=form + [extra_state] + extra, outputs=asked)
     panel.job_id.change(lambda: list_loras(ctx), outputs=loras)
     # no timer of our own (it would keep the page busy): the list follows the panel's status
     panel.status.change(lambda: list_loras(ctx), outputs=loras, show_progress="hidden")

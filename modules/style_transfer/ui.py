@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from core.ui.job_panel import JobPanel
+from core.ui.model_lists import follow_folders
 from modules.style_transfer.gatys import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from modules.style_transfer.resources import list_networks
 
@@ -142,7 +143,9 @@ def build_ui(ctx) -> None:
     e_run.click(lambda net, opset, size, bench: panel.submit("style.export_onnx", {
         "model": net or "", "opset": int(opset), "check_size": int(size), "benchmark": bool(bench)}),
         inputs=[e_net, e_opset, e_size, e_bench], outputs=panel.job_id)
-    a_refresh.click(networks_update, inputs=a_net, outputs=a_net)
+    # Refresh (and a page load) rescans the networks folder for every list of the tab
+    follow_folders(a_refresh, [(a_net, lambda: list_networks(ctx)), (t_init, lambda: list_networks(ctx), True),
+                               (e_net, lambda: list_networks(ctx))])
     # a training that just finished adds a network: keep the lists current
     panel.job_id.change(lambda a, e: (networks_update(a), networks_update(e)), inputs=[a_net, e_net],
                         outputs=[a_net, e_net], show_progress="hidden")

@@ -11,6 +11,7 @@ import gradio as gr
 
 from core.errors import StudioError
 from core.ui.job_panel import JobPanel
+from core.ui.model_lists import follow_folders
 from modules.super_resolution.batch import list_models, resolve_model
 
 COMPARE_MAX_SIDE = 1600  # the slider shows a screen-sized view, not a 16k-pixel PNG
@@ -88,12 +89,7 @@ def build_ui(ctx) -> None:
             panel = JobPanel(ctx, kind_prefix="sr.")
     shown = gr.State("")  # job whose comparison is loaded
 
-    def do_refresh(current):
-        names = list_models(folder)
-        value = current if current in names else (names[0] if names else None)
-        return gr.update(choices=names, value=value)
-
-    refresh.click(do_refresh, inputs=model, outputs=model)
+    follow_folders(refresh, [(model, lambda: list_models(folder))])  # Refresh and page load rescan
     model.change(lambda n: _model_info(ctx, n), inputs=model, outputs=info)
     source.change(lambda s: (gr.update(visible=s == "files"), gr.update(visible=s == "folder"),
                              gr.update(visible=s == "video")), inputs=source, outputs=[files, folder_in, video])

@@ -58,6 +58,11 @@ def test_studio_error_is_translated(bare_ctx):
     row = bare_ctx.jobs.wait(bare_ctx.jobs.submit("t.bad", {}, bad))
     assert row["status"] == "failed"
     assert row["error"] == "No job with id xyz."
+    # the traceback behind a translated error is for debugging: in the job's debug file only
+    logs = bare_ctx.store.logs(row["id"])
+    assert not any("Traceback" in r["message"] or r["level"] == "debug" for r in logs)
+    debug = (bare_ctx.jobs.jobs_dir / row["id"] / "debug.log").read_text(encoding="utf-8")
+    assert "Traceback" in debug and "StudioError" in debug
 
 
 def test_gpu_jobs_never_overlap_and_queue_is_visible(bare_ctx):

@@ -99,7 +99,7 @@ def test_lora_flow(lora_ctx, tmp_path):
         assert sum("edited in the browser" in c.read_text() for c in captions) == 1
         page.screenshot(path=str(shots / "lora_caption_editor.png"), full_page=True)
 
-        fill_number(page, "Max steps (0 = from epochs)", 400)
+        fill_number(page, "Max steps (0 = epochs)", 400)
         page.get_by_text("Samples, validation and checkpoints").click()
         fill_number(page, "Save state every N steps", 2)
         page.get_by_role("button", name="Prepare & Train").click()
@@ -117,8 +117,9 @@ def test_lora_flow(lora_ctx, tmp_path):
         assert loras, "Stop saves a LoRA"
         steps_done = max(m["step"] for m in ctx.store.metrics(job["id"], "loss"))
 
-        page.get_by_role("button", name="Resume (latest state)").click()
-        resumed = wait_job(ctx, "lora.train", ("running",))
+        page.get_by_role("button", name="Resume run").click()  # the run the panel shows, its own params
+        resumed = wait_job(ctx, "lora.prepare_and_train", ("running",))
+        assert resumed["parent_id"] == job["id"]
         wait_metrics(ctx, resumed["id"], 2)
         first = ctx.store.metrics(resumed["id"], "loss")[0]["step"]
         assert first > 1 and first <= steps_done + 1, (first, steps_done)

@@ -112,7 +112,8 @@ def test_failed_save_keeps_last_good_checkpoint(ctx, tiny_sdxl, tmp_path, monkey
         train(quiet_job(tmp_path), params(tiny_sdxl, max_steps=5, save_every_steps=1), ctx)
     assert _key(e) == "lora.disk_full"
     root = ctx.path("LORA_PROJECTS_DIR") / "p" / "checkpoints"
-    assert [p.name for p in root.iterdir()] == ["step_0000001"]  # no temp folder left behind
-    adapters, state, meta = ck.load_state(root / "step_0000001")
+    (run,) = list(root.iterdir())  # the run's own folder
+    assert [p.name for p in run.iterdir()] == ["step_0000001"]  # no temp folder left behind
+    adapters, state, meta = ck.load_state(run / "step_0000001")
     assert state["step"] == 1 and meta["step"] == 1 and adapters["unet"]
-    assert ck.find_state("latest", root) == root / "step_0000001"
+    assert ck.find_state("latest", root) == run / "step_0000001"

@@ -38,7 +38,8 @@ def test_stop_then_resume_matches_uninterrupted(ctx, tiny_sdxl, tmp_path):
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
     assert any(float(v.abs().max()) > 0 for k, v in a.items() if "lora_B" in k)  # it learned something
-    states = sorted(p.name for p in (ctx.path("LORA_PROJECTS_DIR") / "b" / "checkpoints").iterdir())
+    (run,) = list((ctx.path("LORA_PROJECTS_DIR") / "b" / "checkpoints").iterdir())  # resumed in its run folder
+    states = sorted(p.name for p in run.iterdir())
     assert len(states) == 2 and states[-1] == "step_0000006"  # keep-last-K, no temp folders left
 
 

@@ -58,7 +58,7 @@ def test_sigkill_during_training_then_resume(tmp_path, tiny_sdxl_path):
     proc = _child(home, "lora.train", params)
     jid = proc.stdout.readline().strip()
     ckpts = home / "LoRA_Projects_Internal" / "k" / "checkpoints"
-    _wait_for(lambda: any((d / "meta.json").is_file() for d in ckpts.glob("*")) if ckpts.is_dir() else False,
+    _wait_for(lambda: any((d / "meta.json").is_file() for d in ckpts.glob("*/*")) if ckpts.is_dir() else False,
               240, "a first checkpoint")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
@@ -69,7 +69,7 @@ def test_sigkill_during_training_then_resume(tmp_path, tiny_sdxl_path):
         assert row["status"] == "interrupted"
         assert ctx.store._exec("PRAGMA integrity_check").fetchone()["integrity_check"] == "ok"
         # no half-written checkpoint under a final name: every folder there is complete
-        for d in ckpts.iterdir():
+        for d in ckpts.glob("*/*"):  # <run>/step_*
             if not d.name.startswith("."):
                 assert (d / "meta.json").is_file() and (d / "adapter.safetensors").is_file(), d
         # save-every-N files (`k-000002.safetensors`) may exist; the final one must not

@@ -136,6 +136,11 @@ def _skipped_table(ctx, job_id: str, limit: int = 30) -> list[str]:
 
 
 # -- layout ----------------------------------------------------------------------------------
+def caption_model_choices(ctx, kinds: tuple[str, ...] = ("florence", "vlm")) -> list[str]:
+    """The captioners of these kinds found in CAPTIONERS_DIR, then the defaults (rescanned on Refresh)."""
+    return list(dict.fromkeys(m for k in kinds for m in model_choices(ctx, k)[0]))
+
+
 def build_data_ui(ctx, panel=None) -> dict[str, Any]:
     """Build the section inside the current Blocks context; returns components by name.
 

@@ -92,15 +92,15 @@ class Trainer:
         if self.saved_step == self.step and self.saved_path is not None:
             return self.saved_path  # periodic step + epoch saves can land on the same step
         try:
-            path = ck.save_state(self.s.paths.checkpoints, self.step, self._parts(), self._state(rng),
+            path = ck.save_state(self.run_dir, self.step, self._parts(), self._state(rng),
                                  {"epoch": self.epoch, "pos": self.pos, "params": self.p.model_dump(mode="json"),
-                                  "dataset_hash": self.dhash, "base": self.s.base.ref,
-                                  "started_at": self.started_at}, self.p.keep_last)
+                                  "dataset_hash": self.dhash, "base": self.s.base.ref, "run": self.run_dir.name,
+                                  "job_id": self.job.id, "started_at": self.started_at}, self.p.keep_last)
         except OSError as exc:
             import errno
 
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StudioError("lora.disk_full", path=str(self.s.paths.checkpoints)) from exc
+                raise StudioError("lora.disk_full", path=str(self.run_dir)) from exc
             raise
         self.saved_step, self.saved_path = self.step, path
         self.autosave.saved(self.step)
@@ -140,7 +140,12 @@ class Trainer:
         if self.dist is not None:
             s.device = str(self.dist.device)
         self.dhash = ds.dataset_hash(s.train_items + s.val_items)
-        self.resume_dir = ck.find_state(p.resume_from, s.paths.checkpoints) if p.resume_from else None
+        # a state this run cannot continue is refused here, before any model or weight is loaded
+        wanted = ck.settings_of(p.model_dump(mode="json"), s.base.ref)
+        self.resume_dir = ck.find_state(p.resume_from, s.paths.checkpoints, p.name, wanted) if p.resume_from else None
+        # each run owns its states; a resumed run goes on in the folder of the state it continues
+        self.run_dir = (ck.run_dir_of(self.resume_dir, s.paths.checkpoints) if self.resume_dir else None) \
+            or ck.new_run_dir(s.paths.checkpoints, p.name, self.job.id)
         if self.main:
             outputs.check_free(p, s.paths.loras)  # before any weight is loaded
         world = self.dist.num_processes if self.dist is not None else 1
