@@ -204,7 +204,8 @@ def _settings(ctx, i18n, tools: dict | None = None) -> list:
                                                label=i18n("lora.ui.prediction_type"))
             w["zero_terminal_snr"] = gr.Dropdown(["auto", "on", "off"], value=d.zero_terminal_snr,
                                                  label=i18n("lora.ui.zero_terminal_snr"))
-        ckpts = gr.Dataframe(headers=[i18n(f"lora.ui.ckpt_col.{c}") for c in CKPT_COLS], value=list_checkpoints(ctx),
+        # plain strings: a Dataframe's headers end up in Gradio's API description, which must be JSON
+        ckpts = gr.Dataframe(headers=[ctx.t(f"lora.ui.ckpt_col.{c}") for c in CKPT_COLS], value=list_checkpoints(ctx),
                              interactive=False, elem_classes=["cb-lora-checkpoints"])
         refresh = gr.Button(i18n("lora.ui.refresh"), size="sm")
         refresh.click(lambda: (list_checkpoints(ctx), gr.update(choices=base_choices(ctx))),
