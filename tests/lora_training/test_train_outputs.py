@@ -84,7 +84,8 @@ def test_kohya_metadata_keys_and_values(ctx, tiny_sdxl, tmp_path):
                                                    "dropout": "0.0", "preset": "attn"}
     assert meta["ss_network_dim"] == "4" and meta["ss_network_alpha"] == "2.0"
     assert meta["ss_base_model_version"] == "sdxl_base_v1-0" and meta["ss_resolution"] == "(64, 64)"
-    assert meta["ss_num_train_images"] == "3" and meta["ss_steps"] == "2" and meta["ss_max_train_steps"] == "2"
+    # kohya counts repeats: 2 images x 10 + 1 (DreamBoothDataset.num_train_images)
+    assert meta["ss_num_train_images"] == "21" and meta["ss_steps"] == "2" and meta["ss_max_train_steps"] == "2"
     assert meta["ss_training_finished"] == "true" and meta["ss_optimizer"].startswith("torch.optim.AdamW")
     assert float(meta["ss_training_started_at"]) <= float(meta["ss_training_finished_at"])
     assert meta["ss_output_name"] == "m" and meta["modelspec.architecture"].endswith("/lycoris")

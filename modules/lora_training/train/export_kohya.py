@@ -84,8 +84,7 @@ def dataset_info(items: list) -> dict[str, str]:
     buckets: dict[tuple[int, int], int] = {}
     items = list({it.path: it for it in items}.values())  # repeats expand the list: count each image once
     for it in items:
-        # kohya names a dataset dir `<repeats>_<concept>` (its folder convention)
-        concept = f"{it.repeats}_{it.concept}" if getattr(it, "concept", "") else Path(it.path).parent.name
+        concept = Path(it.path).parent.name  # kohya keys these by the image folder's name
         d = dirs.setdefault(concept, {"n_repeats": int(getattr(it, "repeats", 1)), "img_count": 0})
         d["img_count"] += 1
         tags = freq.setdefault(concept, {})

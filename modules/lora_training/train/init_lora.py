@@ -24,8 +24,8 @@ def resolve(ref: str, ctx: Any) -> Path:
 
 
 def _kohya_name(peft_key: str, part: str) -> tuple[str, str]:
-    mod, ab = ex._module_path(peft_key, part)
-    return ex.PART_PREFIX[part] + mod.replace(".", "_"), "lora_down" if ab == "lora_A" else "lora_up"
+    mod, kind = ex._module_path(peft_key, part)  # kind: the kohya suffix, "lora_down.weight" ...
+    return ex.PART_PREFIX[part] + mod.replace(".", "_"), kind.removesuffix(".weight")
 
 
 def apply(parts_models: dict[str, Any], path: Path, rank: int, alpha: float) -> int:
