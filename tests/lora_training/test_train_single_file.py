@@ -102,7 +102,8 @@ def test_rest_and_ui_handler_single_file_equal_folder(ctx, tiny_sdxl):
     bad = ctx.path("CHECKPOINTS_DIR") / "broken.safetensors"
     bad.write_bytes(ckpt.read_bytes()[:5000])
     r = client.post("/jobs", json={"kind": "lora.train", "start": True,
-                                   "params": {**TRAIN, "project": "r_bad", "base_model": str(bad)}})  # "r" exists now
+                                   "params": {**TRAIN, "project": "r", "output_name": "r_bad",  # r.safetensors exists now
+                                              "base_model": str(bad)}})
     row = ctx.jobs.wait(r.json()["id"], timeout=120)
     assert row["status"] == "failed" and "broken.safetensors" in row["error"] and "damaged" in row["error"]
     assert "config" not in row["error"].lower()
