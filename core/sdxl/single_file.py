@@ -77,26 +77,25 @@ def unet_config(shapes: dict, pooled_dim: int) -> dict:
 
 
 def vae_config(shapes: dict, prefix: str = VAE) -> dict:
-    c = shipped_config("vae")
     v = {k[len(prefix):]: s for k, s in shapes.items() if k.startswith(prefix)}
-    n = _count(v, r"encoder\.down\.(\d+)\.")
-    c.update(block_out_channels=[v[f"encoder.down.{i}.block.0.conv1.weight"][0] for i in range(n)],
-             layers_per_block=_count(v, r"encoder\.down\.0\.block\.(\d+)\."),
-             down_block_types=["DownEncoderBlock2D"] * n, up_block_types=["UpDecoderBlock2D"] * n,
-             latent_channels=v["encoder.conv_out.weight"][0] // 2, in_channels=v["encoder.conv_in.weight"][1],
-             out_channels=v["decoder.conv_out.weight"][0])
-    return c
+    return _vae_dims(v, r"encoder\.down\.(\d+)\.", "encoder.down.{i}.block.0.conv1.weight",
+                     r"encoder\.down\.0\.block\.(\d+)\.")
 
 
 def vae_config_diffusers(shapes: dict) -> dict:
     """The same for a VAE file saved with diffusers key names (encoder.down_blocks.*)."""
+    return _vae_dims(shapes, r"encoder\.down_blocks\.(\d+)\.", "encoder.down_blocks.{i}.resnets.0.conv1.weight",
+                     r"encoder\.down_blocks\.0\.resnets\.(\d+)\.")
+
+
+def _vae_dims(v: dict, down_re: str, conv1: str, block_re: str) -> dict:
+    """The shipped VAE config with the widths and depths these (unprefixed) shapes say."""
     c = shipped_config("vae")
-    n = _count(shapes, r"encoder\.down_blocks\.(\d+)\.")
-    c.update(block_out_channels=[shapes[f"encoder.down_blocks.{i}.resnets.0.conv1.weight"][0] for i in range(n)],
-             layers_per_block=_count(shapes, r"encoder\.down_blocks\.0\.resnets\.(\d+)\."),
+    n = _count(v, down_re)
+    c.update(block_out_channels=[v[conv1.format(i=i)][0] for i in range(n)], layers_per_block=_count(v, block_re),
              down_block_types=["DownEncoderBlock2D"] * n, up_block_types=["UpDecoderBlock2D"] * n,
-             latent_channels=shapes["encoder.conv_out.weight"][0] // 2, in_channels=shapes["encoder.conv_in.weight"][1],
-             out_channels=shapes["decoder.conv_out.weight"][0])
+             latent_channels=v["encoder.conv_out.weight"][0] // 2, in_channels=v["encoder.conv_in.weight"][1],
+             out_channels=v["decoder.conv_out.weight"][0])
     return c
 
 

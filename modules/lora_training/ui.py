@@ -296,20 +296,17 @@ def _follow_model_folders(ctx, buttons: list, settings: list, data: dict, loras)
 
 def build_ui(ctx) -> None:
     from core.ui.job_panel import JobPanel
+    from modules.lora_training.data import build_data_ui
     from modules.lora_training.ui_runs import build_runs_ui
 
     i18n = ctx.i18n
-    try:
-        from modules.lora_training.data import build_data_ui
-    except ImportError:
-        build_data_ui = None
     with gr.Row():
         left = gr.Column(scale=3)
         right = gr.Column(scale=2)
     with right:
         panel = JobPanel(ctx, kind_prefix="lora.", metrics=("loss", "val_loss"))
     with left:
-        data = build_data_ui(ctx, panel) if build_data_ui else {}
+        data = build_data_ui(ctx, panel)
         with gr.Accordion(i18n("lora.ui.training"), open=True):
             project = data.get("project") or gr.Textbox("my_lora", label=i18n("lora.ui.project"))
             trigger = data.get("trigger_word") or gr.Textbox(label=i18n("lora.ui.trigger"))

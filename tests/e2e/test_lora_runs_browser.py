@@ -58,7 +58,8 @@ def test_runs_resume_reload_and_refresh(lora_ctx, tmp_path):
     common = dict(project="e2e", output_name="same", resolution=64, max_steps=400, save_every_steps=2,
                   save_every_epochs=0, keep_last=2, min_snr_gamma=0.0, lr_unet=1e-3)
     first = run_and_stop(ctx, 3, rank=4, alpha=4.0, **common)
-    second = run_and_stop(ctx, 3, rank=8, alpha=8.0, **common)  # same project and name, other rank
+    # same project and name, other rank (the LoRA file exists: the user said replace it)
+    second = run_and_stop(ctx, 3, rank=8, alpha=8.0, overwrite=True, **common)
     first_dir = str(Path(first["result"]["state"]).parent)
     assert first_dir != str(Path(second["result"]["state"]).parent)  # each run owns its folder
 

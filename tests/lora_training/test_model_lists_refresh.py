@@ -53,7 +53,11 @@ def test_files_copied_after_start_appear_on_refresh_and_reload(ctx, tiny_sdxl):
     shutil.copytree(tiny_sdxl, base)
     cap = ctx.path("CAPTIONERS_DIR") / "new_captioner"
     cap.mkdir(parents=True)
-    (cap / "config.json").write_text("{}", encoding="utf-8")
+    (cap / "config.json").write_text('{"model_type": "florence2"}', encoding="utf-8")  # what detect_kind reads
+    tagger = ctx.path("CAPTIONERS_DIR") / "new_tagger"
+    tagger.mkdir()
+    (tagger / "model.onnx").write_bytes(b"0")
+    (tagger / "selected_tags.csv").write_text("tag_id,name,category,count\n", encoding="utf-8")
 
     for event in ("click", "load"):  # the tab's Refresh, and a page reload
         assert _lists_with(demo, event, "new_x4.safetensors") >= 1, event
@@ -61,6 +65,7 @@ def test_files_copied_after_start_appear_on_refresh_and_reload(ctx, tiny_sdxl):
         assert _lists_with(demo, event, "new_style.safetensors") >= 3, event  # apply, train-from, export
         assert _lists_with(demo, event, str(base)) >= 1, event
         assert _lists_with(demo, event, "new_captioner") >= 1, event
+        assert _lists_with(demo, event, "new_tagger") >= 1, event  # the WD14 list too
 
 
 def test_rescan_keeps_the_pick():

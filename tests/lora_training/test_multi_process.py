@@ -89,7 +89,8 @@ def test_two_processes_match_one_process_with_the_global_batch(studio_home, tiny
     assert part["stopped"] and 2 <= k < 1000
     assert err.count("LoRA saved:") == 1 and err.count("Stopped at step") == 1  # rank 0 alone logs
     assert err.count("Distributed training on 2 processes") == 2  # ... although both ran
-    assert sorted(p.name for p in ckpts.iterdir()) == [f"step_{k:07d}"]  # one state, no temp folder
+    runs = list(ckpts.iterdir())  # the run's own states folder (issue 18.1), written by rank 0 only
+    assert len(runs) == 1 and sorted(p.name for p in runs[0].iterdir()) == [f"step_{k:07d}"]  # no temp folder
     assert [p.name for p in lora_dir.iterdir() if p.name.startswith("multi")] == ["multi.safetensors"]
 
     # 2) resumed with 2 processes, 2 more steps
@@ -97,7 +98,8 @@ def test_two_processes_match_one_process_with_the_global_batch(studio_home, tiny
     res, err = _launch(cfg, home, tmp_path, "--set", "resume_from=latest", "--set", f"max_steps={end}")
     assert res["steps"] == end and not res["stopped"]
     assert err.count(f"at step {k} ") == 1 and err.count("Training finished") == 1
-    assert sorted(p.name for p in ckpts.iterdir()) == [f"step_{k:07d}", f"step_{end:07d}"]
+    assert list(ckpts.iterdir()) == runs  # the resumed run goes on in the same folder
+    assert sorted(p.name for p in runs[0].iterdir()) == [f"step_{k:07d}", f"step_{end:07d}"]
 
     assert store_file.is_file()  # rank 0's store; the other rank's throwaway one is gone
     assert not list(Path(tempfile.gettempdir()).glob("cyberbill-rank1-*"))

@@ -18,7 +18,8 @@ def test_two_runs_one_project_keep_their_states(ctx, tiny_sdxl, tmp_path):
     root = ctx.path("LORA_PROJECTS_DIR") / "p" / "checkpoints"
     kw = dict(max_steps=3, save_every_steps=1, keep_last=2, output_name="same")
     r4 = train(quiet_job(tmp_path / "a"), params(tiny_sdxl, rank=4, alpha=4.0, **kw), ctx)
-    r8 = train(quiet_job(tmp_path / "b"), params(tiny_sdxl, rank=8, alpha=8.0, **kw), ctx)
+    # the same output name again: allowed with overwrite (the file is replaced, the states are not)
+    r8 = train(quiet_job(tmp_path / "b"), params(tiny_sdxl, rank=8, alpha=8.0, overwrite=True, **kw), ctx)
     runs = sorted(d for d in root.iterdir() if d.is_dir())
     assert len(runs) == 2, "each run owns a folder"
     for run in runs:  # keep-last-2 pruned inside each run only: the second run kept its states

@@ -326,28 +326,28 @@ class Trainer:
 
     def _should_stop(self) -> bool:
         """Stop asked? With several processes every rank gets the same answer (any rank asked)."""
-        asked = self.job.should_stop()
+        return self._agreed(self.job.should_stop())
+
+    def _agreed(self, flag: bool) -> bool:
+        """True on every rank when it is true on any (a collective with several processes)."""
         if self.world == 1:
-            return asked
+            return flag
         import torch
 
-        flag = torch.tensor([1.0 if asked else 0.0], device=self.dist.device)
-        return bool(self.dist.reduce(flag, reduction="sum").item() > 0)
+        t = torch.tensor([1.0 if flag else 0.0], device=self.dist.device)
+        return bool(self.dist.reduce(t, reduction="sum").item() > 0)
 
-    def _flush(self, due: bool = False) -> bool:
+    def _flush(self) -> None:
         """Read the pending losses back (one host sync; a mean over ranks with several) and
-        emit their metrics, progress and log lines in step order. Returns `due` agreed by the
-        ranks (any rank's clock says a timed save is due), carried in the same reduction."""
+        emit their metrics, progress and log lines in step order."""
         if not self.pending:
-            return due
+            return
         import torch
 
-        losses = torch.stack([x[1].float().reshape(()) for x in self.pending] +
-                             [torch.tensor(1.0 if due else 0.0, device=self.pending[0][1].device)])
+        losses = torch.stack([x[1] for x in self.pending]).float()
         if self.world > 1:
             losses = self.dist.reduce(losses, reduction="mean")
         values = losses.tolist()
-        due = values.pop() > 0
         pending, self.pending = self.pending, []
         job = self.job
         for (step, _, lr, eta), loss in zip(pending, values):
@@ -365,7 +365,6 @@ class Trainer:
             if step == 1 or step % 50 == 0:
                 self.log("lora.log.step", step=step, total=self.total, loss=f"{loss:.4f}",
                          smooth=f"{self._smooth():.4f}", lr=f"{lr:.2e}", eta=_fmt_eta(eta))
-        return due
 
     def _smooth(self) -> float:
         return self.ema / (1 - 0.9 ** self.ema_n) if self.ema_n else float("nan")
@@ -383,10 +382,9 @@ class Trainer:
         save = p.save_every_steps and self.step % p.save_every_steps == 0 and self.step < self.total
         timed = False
         if len(self.pending) >= self.sync_every or self.step == 1 or self.step % 50 == 0 or val or sample or save:
-            # on every rank (a collective with several processes); the timed-save clock is read
-            # here too, so all ranks agree on it (a timed save waits for the next read-back)
-            due = self._flush(due=self.autosave.due())
-            timed = due and not save and self.step < self.total
+            self._flush()  # on every rank (a collective with several processes)
+            # a timed save waits for a read-back step: every rank reaches it at the same steps
+            timed = not save and self.step < self.total and self._agreed(self.autosave.due())
         if not self.main:
             return
         if val:
