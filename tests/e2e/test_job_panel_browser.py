@@ -87,6 +87,7 @@ def test_live_views_follow_and_clear(bare_ctx, tmp_path):
                 return r.height > 0 && r.bottom <= b.bottom + 1 && r.top >= b.top; });
         }""")
         assert legend_ok, "legend entries are clipped or missing"
+        page.screenshot(path=str(shots / "job_panel_live_views.png"), full_page=True)  # running: tail, legend
 
         open_in_jobs_tab(page, jid, "loop step")  # the detail view of a running job ...
         bare_ctx.jobs.stop(jid)
@@ -108,4 +109,3 @@ def test_live_views_follow_and_clear(bare_ctx, tmp_path):
         page.locator("#loop-start").click()
         page.wait_for_function("(old) => { const el = document.querySelector('.cb-job-id textarea, .cb-job-id input');"
                                " return el.value && el.value !== old; }", arg=jid, timeout=20_000)
-        page.screenshot(path=str(shots / "job_panel_live_views.png"), full_page=False)
