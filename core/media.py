@@ -2,36 +2,32 @@
 
     from core.media import load_image, save_image, VideoReader, VideoWriter, safe_name
 
-This file holds the file-system safety helpers every module needs (`atomic_path`,
-`temp_sibling`, `safe_name`, `resolve_inside`, `list_images`, `is_image_file`) and
-re-exports the image API of `core.media_image` (loading with EXIF / modes / 16-bit /
-alpha, atomic saving) and the video API of `core.media_video` (PyAV, with audio).
-Those two are imported on first use, so `import core.media` stays light (no PyAV,
-no numpy work) and the two modules can use the helpers here without an import cycle.
+This file holds the naming helpers (`safe_name`, `resolve_inside`, `list_images`,
+`is_image_file`), re-exports the file primitives of the leaf `core.files` (`atomic_path`,
+`temp_sibling`, `commit_file`, ...), the image API of `core.media_image` (loading with EXIF /
+modes / 16-bit / alpha, atomic saving) and the video API of `core.media_video` (PyAV, with
+audio). Those two are imported on first use, so `import core.media` stays light (no PyAV,
+no numpy work); they import `core.files`, not this file, so there is no import cycle.
 Both raise `StudioError("media.*", path=<file name>)` for anything a user's file can get
 wrong; the messages are in locales/*/media.json.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Union
+from typing import TYPE_CHECKING
 
 from core.errors import StudioError
+from core.files import (  # noqa: F401 - the file primitives, re-exported from their leaf module
+    _UMASK, PathLike, atomic_path, commit_file, refuse_overwrite, require_file, temp_sibling)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
     from core.media_image import (  # noqa: F401
         MAX_PIXELS, SAVE_FORMATS, image_size, load_image, load_image_array, save_image,
         set_max_pixels)
     from core.media_video import CODECS, VideoReader, VideoWriter, codec_available  # noqa: F401
-
-PathLike = Union[str, os.PathLike]
-_UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
-os.umask(_UMASK)
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".avif", ".bmp", ".tif", ".tiff",
                         ".gif"})
@@ -104,73 +100,3 @@ def resolve_inside(root: PathLike, user_path: PathLike) -> Path:
     if target != base and base not in target.parents:
         raise StudioError("media.outside_root", path=text)
     return target
-
-
-def require_file(path: PathLike) -> Path:
-    """The path of an existing, non-empty file, else StudioError media.not_found / media.empty."""
-    p = Path(path)
-    if not p.is_file():
-        raise StudioError("media.not_found", path=p.name)
-    if p.stat().st_size == 0:
-        raise StudioError("media.empty", path=p.name)
-    return p
-
-
-def refuse_overwrite(out: PathLike, *protect) -> None:
-    """StudioError media.overwrite_source if `out` is (or links to) a protected path.
-
-    Each argument may be None, a path, or an iterable of paths.
-    """
-    items: list = []
-    for p in protect:
-        items.extend([p] if isinstance(p, (str, os.PathLike)) else (p or []))
-    o = Path(out)
-    for src in (Path(p) for p in items if p):
-        with contextlib.suppress(OSError):
-            if o.resolve() == src.resolve() or (o.exists() and os.path.samefile(o, src)):
-                raise StudioError("media.overwrite_source", path=o.name)
-
-
-def commit_file(tmp: PathLike, final: PathLike) -> None:
-    """fsync `tmp`, rename it onto `final` (atomic on one file system), fsync the folder.
-
-    The file gets the usual permissions (the replaced file's, else 0666 minus the umask)
-    whatever the writer left: mkstemp and safetensors both create 0600 files, which other
-    tools of the same user (or a shared ComfyUI) then cannot read."""
-    with contextlib.suppress(OSError):
-        os.chmod(tmp, Path(final).stat().st_mode & 0o777 if Path(final).exists() else 0o666 & ~_UMASK)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
-        dfd = os.open(Path(final).parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-@contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temp path next to `path`; on success fsync it and rename it onto `path`.
-
-    On an exception the temp file is removed and `path` is left untouched.
-    """
-    tmp = temp_sibling(path)
-    try:
-        yield tmp
-        commit_file(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def temp_sibling(path: PathLike, tag: str = "part") -> Path:
-    """Reserve a hidden temp file next to `path`, keeping its extension (muxers read it)."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.stem[:60]}.", suffix=f".{tag}{final.suffix}",
-                                dir=final.parent)
-    os.close(fd)  # mkstemp's 0600 is fixed by commit_file
-    return Path(name)

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from core.errors import StudioError
-from core.media import PathLike, atomic_path, refuse_overwrite, require_file
+from core.files import PathLike, atomic_path, refuse_overwrite, require_file
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                 ".avif": "AVIF", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}

@@ -26,7 +26,7 @@ import av
 import numpy as np
 
 from core.errors import StudioError
-from core.media import PathLike, commit_file, refuse_overwrite, require_file, temp_sibling
+from core.files import PathLike, commit_file, refuse_overwrite, require_file, temp_sibling
 from core.media_mux import open_output, remux, video_encoder_for
 
 log = logging.getLogger(__name__)

@@ -230,7 +230,7 @@ class Trainer:
         if not self.setup():
             self.log("lora.log.stopped_early")
             return {"stopped": True, "steps": 0}
-        p, s, job = self.p, self.s, self.job
+        p, s = self.p, self.s
         stopped = False
         step_times: list[float] = []
         self.autosave = autosave.SaveClock(p.save_every_minutes)  # counts training, not loading
