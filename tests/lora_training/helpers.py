@@ -46,3 +46,16 @@ def adapter(state_dir: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(Path(state_dir) / "adapter.safetensors"))
+
+
+def smooth_images(folder: Path, n: int = 5, size: tuple[int, int] = (320, 256), seed: int = 0) -> Path:
+    """`n` smooth random PNGs (upscaled 4x4 noise): distinct to the importer's dedupe, cheap to caption."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        small = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
+        Image.fromarray(small).resize(size, Image.Resampling.BICUBIC).save(folder / f"img{i}.png")
+    return folder

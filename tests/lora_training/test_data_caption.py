@@ -5,9 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from core.errors import StudioError
 from core.jobs import ConsoleJob
@@ -15,6 +13,7 @@ from modules.lora_training.data import DATA_JOB_KINDS
 from modules.lora_training.data.captioners import apply_trigger, load_one
 from modules.lora_training.data.jobs import CaptionParams, run_caption
 
+from tests.lora_training.helpers import smooth_images
 from tests.lora_training.tiny_florence import make_tiny_florence
 
 TRIGGER = "sks_person"
@@ -30,12 +29,7 @@ def studio(bare_ctx, tiny_florence: Path, tmp_path: Path):
     for kind in DATA_JOB_KINDS:
         bare_ctx.jobs.register(kind)
     shutil.copytree(tiny_florence, bare_ctx.path("CAPTIONERS_DIR") / "tiny-florence")
-    src = tmp_path / "src"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(5):
-        small = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((320, 256), Image.Resampling.BICUBIC).save(src / f"img{i}.png")
+    src = smooth_images(tmp_path / "src")
     (src / "img1.txt").write_text("my own caption", encoding="utf-8")
     job = bare_ctx.jobs.submit("lora.prepare", {"project": "cap", "concept": "person", "source_dir": str(src),
                                                 "resolution": 256, "min_size": 128})

@@ -18,6 +18,7 @@ from modules.lora_training.data.jobs import CaptionParams, run_caption
 from tests.lora_training.tiny_florence import make_tiny_florence
 from tests.lora_training.tiny_qwen_vl import make_tiny_qwen_vl
 from tests.lora_training.tiny_wd14 import TAGS, make_tiny_wd14, reference_probs
+from tests.lora_training.helpers import smooth_images
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,7 @@ def studio(bare_ctx, models, tmp_path: Path):
         bare_ctx.jobs.register(kind)
     for name in ("wd14", "vlm", "florence"):
         shutil.copytree(models[name], bare_ctx.path("CAPTIONERS_DIR") / models[name].name)
-    src = tmp_path / "src"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(5):
-        small = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((320, 256), Image.Resampling.BICUBIC).save(src / f"img{i}.png")
+    src = smooth_images(tmp_path / "src")
     job = bare_ctx.jobs.submit("lora.prepare", {"project": "tags", "concept": "girl", "source_dir": str(src),
                                                 "resolution": 256, "min_size": 128})
     assert bare_ctx.jobs.wait(job, 60)["status"] == "completed"
