@@ -158,16 +158,6 @@ def save_kohya(path: str | Path, tensors: dict, meta: dict[str, str]) -> Path:
     return path
 
 
-def peft_parts(unet: Any, te1: Any, te2: Any, with_te: bool) -> dict[str, dict]:
-    from peft.utils import get_peft_model_state_dict
-
-    parts = {"unet": get_peft_model_state_dict(unet)}
-    if with_te:
-        parts["te1"] = get_peft_model_state_dict(te1)
-        parts["te2"] = get_peft_model_state_dict(te2)
-    return parts
-
-
 def save_diffusers(folder: str | Path, parts: dict[str, dict]) -> Path:
     """diffusers/PEFT layout (`pytorch_lora_weights.safetensors`), written to a temp folder first."""
     import shutil
