@@ -89,10 +89,16 @@ def last_state_markdown(ctx, project: str) -> str:
     import json
     import time
 
+    from core.paths import PathRefused, check_name
+
     project = (project or "").strip()
+    try:
+        valid = bool(project) and check_name(project, "project") == project  # the one name check
+    except PathRefused:
+        valid = False
     root = ctx.path("LORA_PROJECTS_DIR") / project / "checkpoints"
     best = None
-    if project and ".." not in project and root.is_dir():
+    if valid and root.is_dir():
         for meta in root.rglob("meta.json"):  # step_*/ folders, flat or per run
             if meta.parent.name.startswith("."):
                 continue  # a state being written
