@@ -19,14 +19,12 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from core.contracts import Services
 from core.errors import JobStopped, StudioError
+from core.module import JobKind
 from core.store import FINAL, Store, is_disk_full
-
-if TYPE_CHECKING:  # pragma: no cover
-    from core.context import StudioContext
-    from core.module import JobKind
 
 LEVELS = ("debug", "info", "warning", "error")
 FLUSH_INTERVAL_S = 0.2
@@ -164,7 +162,7 @@ class _Queued:
 class JobRunner:
     """Creates, queues, runs and stops jobs; the only owner of worker threads."""
 
-    def __init__(self, store: Store, ctx: "StudioContext | None" = None, jobs_dir: Path | None = None,
+    def __init__(self, store: Store, ctx: Services | None = None, jobs_dir: Path | None = None,
                  cpu_workers: int = 2, t=None) -> None:
         from core.i18n import Translator
 
@@ -172,7 +170,7 @@ class JobRunner:
         self.ctx = ctx
         self.t = t or Translator("en")
         self.jobs_dir = Path(jobs_dir or store.path.parent / "jobs")
-        self.kinds: dict[str, "JobKind"] = {}
+        self.kinds: dict[str, JobKind] = {}
         self._fns: dict[str, tuple[Callable, bool]] = {}  # job_id -> (fn(job), gpu)
         self._live: dict[str, Job] = {}
         self._events: "queue.SimpleQueue[tuple | None]" = queue.SimpleQueue()
@@ -193,7 +191,7 @@ class JobRunner:
             w.start()
 
     # -- registry ------------------------------------------------------------
-    def register(self, kind: "JobKind") -> None:
+    def register(self, kind: JobKind) -> None:
         if kind.name in self.kinds:
             raise ValueError(f"job kind {kind.name!r} registered twice")
         self.kinds[kind.name] = kind

@@ -13,25 +13,24 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import BaseModel
 
+from core.contracts import JobHandle, Services
+
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import APIRouter
-
-    from core.context import StudioContext
-    from core.jobs import Job
 
 
 @dataclass(frozen=True)
 class JobKind:
     name: str  # globally unique, "<module>.<verb>", e.g. "sr.upscale"
     params: type[BaseModel]
-    run: Callable[["Job", Any, "StudioContext"], Any]
+    run: Callable[[JobHandle, Any, Services], Any]
     gpu: bool = True  # GPU-heavy jobs share one device lease and run one at a time
     title_key: str = ""
     # For resumable kinds: (old params, old job id, ctx) -> params of the continuing job.
-    resume: Callable[[dict, str, "StudioContext"], dict] | None = None
+    resume: Callable[[dict, str, Services], dict] | None = None
     # Checks needing the context before the job is recorded (e.g. "that output file exists"):
     # (validated params, ctx) -> None, raising StudioError; REST answers 422, the CLI says it.
-    check: Callable[[Any, "StudioContext"], None] | None = None
+    check: Callable[[Any, Services], None] | None = None
     # Where the comparable settings sit in the params (e.g. "train" for a job that wraps the
     # training params of another kind), so runs of both kinds line up in the Jobs comparison.
     compare_root: str = ""
@@ -49,10 +48,10 @@ class Module:
     id: str
     title_key: str
     order: int
-    build_ui: Callable[["StudioContext"], None] | None = None
+    build_ui: Callable[[Services], None] | None = None
     job_kinds: list[JobKind] = field(default_factory=list)
     # Extra REST routes (e.g. classifier predict); mounted under /api by the shell.
-    api_router: Callable[["StudioContext"], "APIRouter"] | None = None
+    api_router: Callable[[Services], "APIRouter"] | None = None
     open_with: OpenWith | None = None
 
 
