@@ -2,7 +2,7 @@
 
     from core.media import load_image, save_image, VideoReader, VideoWriter, safe_name
 
-This file holds the naming helpers (`safe_name`, `resolve_inside`, `list_images`,
+This file holds the naming helpers (`safe_name`, `list_images`,
 `is_image_file`), re-exports the file primitives of the leaf `core.files` (`atomic_path`,
 `temp_sibling`, `commit_file`, ...), the image API of `core.media_image` (loading with EXIF /
 modes / 16-bit / alpha, atomic saving) and the video API of `core.media_video` (PyAV, with
@@ -40,7 +40,7 @@ _LAZY = {
 _LAZY_NAMES = {name: mod for mod, names in _LAZY.items() for name in names}
 
 __all__ = ["IMAGE_EXTS", "PathLike", "atomic_path", "is_image_file", "list_images",
-           "resolve_inside", "safe_name", "temp_sibling", "commit_file",
+           "safe_name", "temp_sibling", "commit_file",
            "require_file", "refuse_overwrite", *_LAZY_NAMES]
 
 
@@ -88,15 +88,3 @@ def safe_name(text: str, default: str = "untitled", max_bytes: int = 200) -> str
         name = name[:-1]
     name = name.strip(" .")
     return name or default
-
-
-def resolve_inside(root: PathLike, user_path: PathLike) -> Path:
-    """`root / user_path` resolved (symlinks too); raises if it lands outside `root`."""
-    text = os.fspath(user_path)
-    if "\x00" in text:
-        raise StudioError("media.outside_root", path=text.replace("\x00", "\\0"))
-    base = Path(root).resolve()
-    target = (base / Path(text)).resolve()
-    if target != base and base not in target.parents:
-        raise StudioError("media.outside_root", path=text)
-    return target
