@@ -28,7 +28,8 @@ from modules.lora_training.train import checkpoint as ck
 from modules.lora_training.train import config as cfg
 from modules.lora_training.train import dataset as ds
 from modules.lora_training.train import export_kohya as ex
-from modules.lora_training.train import init_lora, lora_setup, optim, outputs, param_groups, recipe_runtime, sampler, session
+from modules.lora_training.train import evaluation, init_lora, lora_setup, optim, outputs, param_groups, recipe_runtime, session
+from modules.lora_training.train.loss_report import LossReport, fmt_eta
 from modules.lora_training.train.estimate import plan, save_timing, timing_key
 from modules.lora_training.train.step import diffusion_loss, optimizer_step
 
@@ -43,15 +44,12 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.pos = 0  # micro-batch index inside the current epoch's batch order
-        self.ema = 0.0
-        self.ema_n = 0
-        self.last_loss = float("nan")
+        self.report = LossReport(self)
         self.batches: list[list[int]] = []
         self.saved_step, self.saved_path = -1, None
         self.autosave = autosave.SaveClock(self.p.save_every_minutes)
         self.step_file_at = -1
         self.started_at = time.time()  # ss_training_started_at; a resumed run keeps the first one
-        self.pending: list = []  # (step, loss tensor, step_times) not yet read back to the host
         self.rank, self.world = 0, 1
 
     # -- helpers -----------------------------------------------------------------
@@ -68,7 +66,7 @@ class Trainer:
     def _state(self, rng: dict | None = None) -> dict:
         return {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng or ck.rng_state(self.gen),
-                "step": self.step, "epoch": self.epoch, "pos": self.pos, "ema": self.ema, "ema_n": self.ema_n,
+                "step": self.step, "epoch": self.epoch, "pos": self.pos, **self.report.state(),
                 "order": [b for bs in self.batches for b in bs][:100_000], **self.rx.state()}
 
     def _models(self) -> dict:
@@ -159,7 +157,7 @@ class Trainer:
         self.log("lora.log.estimate", steps=est["steps"], images=len(s.train_items), val=len(s.val_items),
                  vram=est["vram_gib"], lora_params=est["lora_params"])
         if est.get("seconds"):
-            self.log("lora.log.estimate_time", time=_fmt_eta(est["seconds"]))
+            self.log("lora.log.estimate_time", time=fmt_eta(est["seconds"]))
         self.log("lora.log.options", preset=p.vram_preset, batch=p.batch_size, accum=p.grad_accum,
                  optimizer=p.optimizer, precision=str(s.weight_dtype).replace("torch.", ""),
                  ckpt=p.gradient_checkpointing, cache=p.cache_latents, te=p.train_text_encoder)
@@ -219,7 +217,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         ck.set_rng_state(state["rng"], self.gen)
         self.step, self.epoch, self.pos = int(state["step"]), int(state["epoch"]), int(state["pos"])
-        self.ema, self.ema_n = float(state["ema"]), int(state["ema_n"])
+        self.report.load_state(state)
         self.rx.load_state(state)
         self.started_at = float(meta.get("started_at", self.started_at))
         self.log("lora.log.resumed", path=str(self.resume_dir), step=self.step, epoch=self.epoch)
@@ -269,8 +267,8 @@ class Trainer:
                 if p.save_every_epochs and self.epoch % p.save_every_epochs == 0 and self.step < self.total:
                     self.periodic_save()
         self._flush()
-        result = {"steps": self.step, "epochs": self.epoch, "stopped": stopped, "loss": self.last_loss,
-                  "loss_smooth": self._smooth(), "estimate": self.estimate,
+        result = {"steps": self.step, "epochs": self.epoch, "stopped": stopped, "loss": self.report.last,
+                  "loss_smooth": self.report.smooth(), "estimate": self.estimate,
                   "seconds": round(time.time() - t_start, 2),
                   "cache_hits": s.cache.hits if s.cache else 0, "cache_misses": s.cache.misses if s.cache else 0}
         if step_times and self.main:
@@ -338,36 +336,7 @@ class Trainer:
         return bool(self.dist.reduce(t, reduction="sum").item() > 0)
 
     def _flush(self) -> None:
-        """Read the pending losses back (one host sync; a mean over ranks with several) and
-        emit their metrics, progress and log lines in step order."""
-        if not self.pending:
-            return
-        import torch
-
-        losses = torch.stack([x[1] for x in self.pending]).float()
-        if self.world > 1:
-            losses = self.dist.reduce(losses, reduction="mean")
-        values = losses.tolist()
-        pending, self.pending = self.pending, []
-        job = self.job
-        for (step, _, lr, eta), loss in zip(pending, values):
-            self.last_loss = loss
-            self.ema = 0.9 * self.ema + 0.1 * loss
-            self.ema_n += 1
-            if not self.main:
-                continue
-            job.metric(step, loss=loss, loss_smooth=self._smooth(), lr=lr)
-            desc = job.t("lora.progress.step", step=step, total=self.total, loss=f"{loss:.4f}", eta=_fmt_eta(eta))
-            if self.autosave.last_wall is not None:  # how much a crash now would lose
-                desc += job.t("lora.progress.last_state", step=self.autosave.last_step,
-                              time=autosave.clock_time(self.autosave.last_wall))
-            job.progress(step, self.total, desc)
-            if step == 1 or step % 50 == 0:
-                self.log("lora.log.step", step=step, total=self.total, loss=f"{loss:.4f}",
-                         smooth=f"{self._smooth():.4f}", lr=f"{lr:.2e}", eta=_fmt_eta(eta))
-
-    def _smooth(self) -> float:
-        return self.ema / (1 - 0.9 ** self.ema_n) if self.ema_n else float("nan")
+        self.report.flush()
 
     def _after_step(self, loss: Any, step_times: list[float]) -> None:
         p = self.p
@@ -376,56 +345,26 @@ class Trainer:
             lr *= float(self.opt.param_groups[0].get("d", 1.0))
         recent = step_times[-20:]
         eta = (self.total - self.step) * sum(recent) / len(recent)
-        self.pending.append((self.step, loss, lr, eta))
+        self.report.add(self.step, loss, lr, eta)
         val = p.validation_every_steps and self.s.val_items and self.step % p.validation_every_steps == 0
         sample = p.sample_every_steps and p.sample_prompts and self.step % p.sample_every_steps == 0
         save = p.save_every_steps and self.step % p.save_every_steps == 0 and self.step < self.total
         timed = False
-        if len(self.pending) >= self.sync_every or self.step == 1 or self.step % 50 == 0 or val or sample or save:
+        if len(self.report) >= self.sync_every or self.step == 1 or self.step % 50 == 0 or val or sample or save:
             self._flush()  # on every rank (a collective with several processes)
             # a timed save waits for a read-back step: every rank reaches it at the same steps
             timed = not save and self.step < self.total and self._agreed(self.autosave.due())
         if not self.main:
             return
         if val:
-            self.job.metric(self.step, val_loss=self.validation())
+            self.job.metric(self.step, val_loss=evaluation.validation_loss(self))
         if sample:
-            self.samples()
+            evaluation.render_samples(self)
         if save:
             self.periodic_save()
         elif timed:
             self.log("lora.log.timed_save", minutes=f"{self.autosave.minutes_since():.0f}")
             self.save_state()  # crash safety only: no step LoRA file for a timed save
-
-    def validation(self) -> float:
-        import torch
-
-        s = self.s
-        batches = []
-        g = torch.Generator().manual_seed(self.p.seed + 7)  # fixed latent draw for held-out images
-        # trained text encoders: eval mode + forked RNG, so their dropout does not shift the run
-        with sampler.isolated(s.te1, s.te2, device=s.device), torch.no_grad():
-            for it in s.val_items:
-                batches.append((s.latents([it], g), *s.conditioning([it])))
-        # the plain UNet, not the DDP wrapper: validation runs on rank 0 alone (no collectives)
-        return sampler.validation_loss(s.unet, s.noise_scheduler, batches,
-                                       lambda *a, **kw: self._loss(*a, model=s.unet, **kw), s.device, seed=self.p.seed)
-
-    def samples(self) -> None:
-        import torch
-
-        s, p = self.s, self.p
-        with self.rx.sample_weights():  # the EMA weights when ema_for_samples
-            embeds = s.sample_embeds
-            if s.te_trained:  # the encoders changed: encode the prompts with the current LoRA
-                with sampler.isolated(s.te1, s.te2, device=s.device), torch.no_grad():
-                    embeds = [session.encode_pair(s, q) for q in p.sample_prompts]
-            paths = sampler.render_samples(s.unet, s.vae, s.scheduler_config, embeds, height=p.resolution,
-                                           width=p.resolution, steps=p.sample_inference_steps, seed=p.sample_seed,
-                                           device=s.device, weight_dtype=s.weight_dtype, out_dir=s.paths.samples,
-                                           step=self.step, should_stop=self.job.should_stop)
-        for path in paths:
-            self.job.preview(path)  # already written: recorded as a 'preview' artifact
 
 
 def _seed_everything(seed: int) -> None:
@@ -437,12 +376,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # seeds CUDA too
-
-
-def _fmt_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
 
 
 def train(job: Any, params: cfg.TrainParams, ctx: Any, dist: Any = None) -> dict:
