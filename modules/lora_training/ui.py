@@ -337,8 +337,9 @@ def build_ui(ctx) -> None:
                 cancel_btn = gr.Button(i18n("lora.ui.overwrite_cancel"), size="sm")
             pending = gr.State(None)
     with gr.Accordion(i18n("lora.ui.loras"), open=False):
-        loras = gr.Dataframe(headers=["file", "MiB", "modified", "steps", "rank", "trigger", "finished"],
-                             value=list_loras(ctx), interactive=False)
+        cols = ("file", "size", "modified", "steps", "rank", "trigger", "finished")
+        loras = gr.Dataframe(headers=[ctx.t(f"lora.ui.lora_col.{c}") for c in cols], value=list_loras(ctx),
+                             interactive=False)
         loras_refresh = gr.Button(i18n("lora.ui.refresh"), size="sm")
 
     form = [project, trigger, resolution, *settings]
