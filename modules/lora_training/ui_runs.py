@@ -80,11 +80,16 @@ def settings_of_run(ctx, job_id: str | None) -> dict:
     return {k: v for k, v in train_params_of(row).items() if k != "resume_from"}
 
 
-def form_values(params: dict, fields: list[str]) -> tuple[list[Any], dict]:
-    """(values in form order, the fields the form has no widget for) of a TrainParams dict."""
+def form_values(params: dict, fields: list[str], default_base: str = "") -> tuple[list[Any], dict]:
+    """(values in form order, the fields the form has no widget for) of a TrainParams dict.
+
+    A run that left the base empty trained on the configured default: the form shows that
+    default (`default_base`) rather than an empty base field that looks like a missing one."""
     from modules.lora_training.train.config import TrainParams
 
     full = TrainParams.model_validate(params).model_dump(mode="json")
+    if not full["base_model"]:
+        full["base_model"] = default_base
     names = form_names(fields)
     values = []
     for name in names:
@@ -156,7 +161,7 @@ def build_runs_ui(ctx, form: list, fields: list[str], panel, collect_params, res
         return gr.Error(user_message(exc, request_translator(ctx, request)))
 
     def fill(params: dict, request: gr.Request = None):
-        values, kept = form_values(params, fields)
+        values, kept = form_values(params, fields, str(ctx.config.get("DEFAULT_SDXL_MODEL_FOR_LORA", "")))
         t = request_translator(ctx, request)
         msg = t("lora.runs.loaded", name=params.get("output_name") or params.get("project") or "?",
                 kept=", ".join(sorted(kept)) or "—")

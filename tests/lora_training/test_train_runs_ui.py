@@ -92,3 +92,18 @@ def test_resume_replays_the_run_and_configs_round_trip(ctx, tiny_sdxl, tmp_path)
     with pytest.raises(StudioError) as e:
         ui_runs.read_config(bad)
     assert e.value.key == "lora.config.unreadable"
+
+
+def test_a_run_on_the_default_base_loads_with_that_base_shown():
+    """Loading the settings of a run that left the base empty (the configured default) fills
+    the base field with that default, not with an empty text; an explicit base is kept."""
+    from modules.lora_training import ui, ui_runs
+
+    names = ui_runs.form_names(ui.FIELDS)
+    for params, want in (({"project": "p"}, "stabilityai/stable-diffusion-xl-base-1.0"),
+                         ({"project": "p", "base_model": "/m/own.safetensors"}, "/m/own.safetensors")):
+        values, kept = ui_runs.form_values(params, ui.FIELDS, "stabilityai/stable-diffusion-xl-base-1.0")
+        assert dict(zip(names, values))["base_model"] == want and "base_model" not in kept
+    values, _ = ui_runs.form_values({"project": "p"}, ui.FIELDS)
+    assert dict(zip(names, values))["base_model"] == ""  # no default configured: still empty
+
