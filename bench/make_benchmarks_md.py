@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["lora_training", "lora_step_profile", "lora_realsize", "lora_lab", "caption", "super_resolution",
+ORDER = ["lora_training", "lora_step_profile", "lora_realsize", "lora_memory", "lora_lab", "caption", "super_resolution",
          "frame_interpolation", "style_transfer", "image_classifier"]
 
 HEADER = """# Benchmarks
@@ -20,8 +20,8 @@ ratios are the steadier figures and wall times are noisy. **No GPU was lent to t
 there are no GPU figures; every bench accepts `--device cuda` to add them.
 
 Run them all on CPU: `for b in bench/*_bench.py; do .venv/bin/python $b; done; .venv/bin/python bench/make_benchmarks_md.py`.
-On a GPU: `bash bench/gpu_all.sh` runs every GPU benchmark (LoRA presets at 1024 px and levers,
-SR, RIFE, style, classifier; captioning once the studio has a captioning bench), each under its
+On a GPU: `bash bench/gpu_all.sh` runs every GPU benchmark (LoRA presets at 1024 px, their peak
+memory against the estimate, the levers, captioning, SR, RIFE, style, classifier), each under its
 own time cap so the whole stays within 10 minutes on one H100/H200, and rebuilds this page.
 It has not run yet (no GPU was lent), so those caps are budgets, not measured durations.
 """

@@ -70,7 +70,8 @@ def write() -> Path:
         if res is None:
             md += ["Not measured: no GPU was lent to this session, so no GPU figure exists yet. `bench/gpu_all.sh` runs this bench on CUDA "
                    "(1024 px, every VRAM preset, MFU, the levers) and rewrites this page. Whether the 8 GB preset "
-                   "peaks under 8 GiB at 1024 px is **not yet verified**.", ""] if dev == "cuda" else [
+                   "peaks under 8 GiB at 1024 px on a GPU is **not yet verified**; on CPU its step at 1024 px "
+                   "peaks at 6.0 GiB of live memory, process included (next section).", ""] if dev == "cuda" else [
                 "Not run yet.", ""]
             continue
         md += [f"Machine: {res['machine']}, {res['torch_threads']} torch threads, {res['resolution']} px, "

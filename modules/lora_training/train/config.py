@@ -177,9 +177,14 @@ def total_steps(params: TrainParams, n_train: int, world: int = 1) -> tuple[int,
     return steps, per_epoch
 
 
-# Rough activation memory per image at 1 megapixel for the SDXL UNet (GiB), measured by the
-# community (kohya/diffusers reports); scaled linearly with pixels and batch size.
-_ACT_GIB_PER_MP = {True: 2.5, False: 9.0}  # gradient checkpointing on / off
+# Activation memory of the SDXL UNet per image and megapixel (GiB), gradient checkpointing on /
+# off: measured on the real-size UNet (bf16, SDPA, one step at 256-1024 px, batch 1-2) as the
+# live-tensor peak over the loaded model, less gradients and optimizer states
+# (bench/lora_memory_bench.py, docs/BENCHMARKS.md): 0.42-0.49 with checkpointing, 5.4-6.6 without.
+_ACT_GIB_PER_MP = {True: 0.5, False: 5.7}
+# On CPU, glibc's heap keeps freed activation blocks: the process peak is higher than the live
+# tensors by about this much per megapixel of resolution (same bench, default heap: 2.6-3.3).
+_CPU_HEAP_GIB_PER_MP = 3.0
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 # Real SDXL parameter counts, used when the UNet config cannot be read (single-file base).
 SDXL_UNET_CONFIG = dict(
@@ -228,10 +233,12 @@ def estimate(params: TrainParams, n_train: int, unet_params: int, lora_params: i
     trainable = lora_params * (4 + 4 + opt_bytes)  # fp32 weights + grads + optimizer states
     mp = params.resolution ** 2 / 1e6
     act = _ACT_GIB_PER_MP[params.gradient_checkpointing] * mp * params.batch_size * unet_params / SDXL_COUNTS["unet"]
-    # + 0.5 GiB: CUDA context / allocator slack on a GPU, the Python + torch process on CPU.
-    # Checked on CPU against the real-size SDXL UNet (bf16, 64 px): 5.67 GiB estimated for a
-    # 5.87 GiB measured peak RSS (docs/BENCHMARKS.md); the GPU activation figures are unchecked.
+    # + 0.5 GiB: CUDA context / allocator slack on a GPU, the Python + torch process on CPU
+    # (measured there: 0.58). Within 2 % of the measured peak in every case of the memory bench
+    # on CPU; not yet checked on a GPU (none lent), where cuDNN workspaces may add to it.
     vram = (weights + trainable) / 2**30 + act + 0.5
+    if device == "cpu":
+        vram += _CPU_HEAP_GIB_PER_MP * mp * unet_params / SDXL_COUNTS["unet"]
     return {"steps": steps, "micro_batches_per_epoch": per_epoch, "epochs": params.epochs,
             "vram_gib": round(vram, 2), "lora_params": lora_params,
             "seconds": round(steps * sec_per_step * params.grad_accum, 1) if sec_per_step else None}
