@@ -12,10 +12,12 @@ scripts do; N = ours). Models are random, built on the spot, with the real layou
 
 Speed does not depend on the weights' values, but the ratio depends on model size: real
 taggers / VLMs are far larger, where batching mostly pays on a GPU. CPU process time is
-reported next to wall time (the machine is shared). Writes bench/results/caption.json and
-docs/bench/caption.md.
+reported next to wall time (the machine is shared). On CUDA the VLM is larger (a model this
+small is all overhead on a GPU) and runs in bf16; the tagger uses onnxruntime's CUDA provider
+when onnxruntime-gpu is installed (the provider that ran is reported). Writes
+bench/results/caption[_cuda].json and docs/bench/caption.md (both devices' tables).
 
-    python bench/caption_bench.py [--images 16] [--batch 8] [--threads 1]
+    python bench/caption_bench.py [--device cpu|cuda] [--images 16] [--batch 8] [--threads 1]
 """
 from __future__ import annotations
 
@@ -106,6 +108,7 @@ def run(project, model, opts, batch: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
@@ -119,56 +122,80 @@ def main() -> None:
     from tests.lora_training.tiny_qwen_vl import make_tiny_qwen_vl
 
     torch.set_num_threads(a.threads)
+    cuda = a.device.startswith("cuda")
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         project = make_project(tmp / "projects", a.images)
-        tagger = load_wd14(make_conv_tagger(tmp / "models" / "tagger"), "cpu", threads=a.threads)
+        tagger = load_wd14(make_conv_tagger(tmp / "models" / "tagger"), a.device, threads=a.threads)
+        provider = tagger.session.get_providers()[0]
         opts = CaptionOptions(kind="wd14", general_threshold=0.5)
         results["wd14"] = [run(project, tagger, opts, 1), run(project, tagger, opts, a.batch)]
-        vlm_dir = make_tiny_qwen_vl(tmp / "models" / "vlm", side=224, hidden=256, layers=4, vision_hidden=128,
-                                    vision_depth=2)
-        vlm = load_one("vlm", str(vlm_dir), tmp / "models", "", "cpu", torch.float32)
+        size = dict(hidden=1024, layers=12, vision_hidden=768, vision_depth=8) if cuda else \
+            dict(hidden=256, layers=4, vision_hidden=128, vision_depth=2)
+        vlm_dir = make_tiny_qwen_vl(tmp / "models" / "vlm", side=224, **size)
+        vlm = load_one("vlm", str(vlm_dir), tmp / "models", "", a.device, torch.bfloat16 if cuda else torch.float32)
         vlm.model.generation_config.eos_token_id = None  # random weights: always the same number of tokens
         n_params = sum(p.numel() for p in vlm.model.parameters())
         opts = CaptionOptions(kind="vlm", prompt="describe this image in one sentence.", max_new_tokens=a.new_tokens)
         results["vlm"] = [run(project, vlm, opts, 1), run(project, vlm, opts, a.batch)]
-    write(results, a, n_params, ort.__version__, torch.__version__)
-
-
-def write(results: dict, a, vlm_params: int, ort_version: str, torch_version: str) -> None:
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch_version}, onnxruntime {ort_version}"
-    data = {"when": when, "machine": machine, "threads": a.threads, "images": a.images, "results": results,
-            "vlm_params": vlm_params}
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, onnxruntime {ort.__version__}"
+    if cuda:
+        machine = torch.cuda.get_device_name(0) + ", " + machine
+    data = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine, "device": a.device,
+            "threads": a.threads, "images": a.images, "new_tokens": a.new_tokens, "results": results,
+            "vlm_params": n_params, "tagger_provider": provider}
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "caption.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
-    names = {"wd14": f"WD14-style ONNX tagger (random conv net, 448 px, {N_TAGS:,} tags)",
-             "vlm": f"Qwen2.5-VL, random, {vlm_params / 1e6:.1f} M params (224 px, {a.new_tokens} new tokens)"}
+    (ROOT / "bench" / "results" / f"caption{'_cuda' if cuda else ''}.json").write_text(json.dumps(data, indent=2),
+                                                                                     encoding="utf-8")
+    write()
+
+
+def write() -> None:
+    """docs/bench/caption.md from the CPU and (when it ran) the CUDA results."""
     lines = ["# Captioning benchmark", "",
-             f"`python bench/caption_bench.py` — {a.images} images (512x384 PNG) captioned through the studio's "
-             f"real path (`caption_project`: load, batch, write `.txt`), device cpu, {a.threads} thread(s). "
-             f"Machine: {machine}. {when}.", "",
-             "Reference: one image per model call (batch 1), as most captioning scripts run. Ours: the same "
-             "model and images with batched calls. A warm-up pass precedes each timed pass.", "",
+             "`python bench/caption_bench.py [--device cuda]`: images (512x384 PNG) captioned through the studio's "
+             "real path (`caption_project`: load, batch, write `.txt`). Reference: one image per model call "
+             "(batch 1), as most captioning scripts run. Ours: the same model and images with batched calls. "
+             "A warm-up pass precedes each timed pass.", ""]
+    for suffix in ("", "_cuda"):
+        f = ROOT / "bench" / "results" / f"caption{suffix}.json"
+        if not f.is_file():
+            lines += ["## GPU", "", "Not measured: no GPU was lent to this work, so there are no GPU figures. "
+                      "`bench/gpu_all.sh` runs `bench/caption_bench.py --device cuda`.", ""] if suffix else []
+            continue
+        lines += _device_section(json.loads(f.read_text(encoding="utf-8")))
+    lines += ["Models this small are far cheaper than the real ones (WD14 EVA02-large: ~315 M parameters; "
+              "Qwen2.5-VL-3B: 3.8 B); on one CPU thread batching mainly saves per-call overhead."]
+    (ROOT / "docs" / "bench").mkdir(exist_ok=True)
+    (ROOT / "docs" / "bench" / "caption.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+def _device_section(data: dict) -> list[str]:
+    results, device = data["results"], data.get("device", "cpu")
+    names = {"wd14": f"WD14-style ONNX tagger (random conv net, 448 px, {N_TAGS:,} tags, "
+                     f"{data.get('tagger_provider', 'CPUExecutionProvider')})",
+             "vlm": f"Qwen2.5-VL, random, {data['vlm_params'] / 1e6:.1f} M params (224 px, "
+                    f"{data.get('new_tokens', 16)} new tokens)"}
+    lines = [f"## {'GPU' if device.startswith('cuda') else 'CPU'}", "",
+             f"{data['images']} images, device {device}, {data['threads']} thread(s). Machine: {data['machine']}. "
+             f"{data['when']}.", "",
              "| model | batch | images / s (wall) | CPU ms / image | wall s |", "|---|---|---|---|---|"]
     for key, rows in results.items():
         for r in rows:
             lines.append(f"| {names[key]} | {r['batch']} | {r['img_per_s']:.2f} | {r['cpu_ms_per_img']:.0f} | "
                          f"{r['wall_s']:.1f} |")
     lines.append("")
+    gpu = device.startswith("cuda")
     for key, (one, many) in results.items():
         lines.append(f"- {names[key]}: batch {many['batch']} vs 1: **{many['img_per_s'] / one['img_per_s']:.2f}x** "
                      f"images/s (wall), {one['cpu_ms_per_img'] / many['cpu_ms_per_img']:.2f}x in CPU time per image.")
-        if many["cpu_ms_per_img"] >= one["cpu_ms_per_img"]:
+        if many["cpu_ms_per_img"] >= one["cpu_ms_per_img"] and not gpu:
             lines.append("  Batching does not pay for this model on this CPU (no less CPU time per image; the wall "
                          "figures move with the load of other jobs): on CPU, batch size 1 is as good for it.")
-    lines += ["", "Models this small are far cheaper than the real ones (WD14 EVA02-large: ~315 M parameters; "
-              "Qwen2.5-VL-3B: 3.8 B); on one CPU thread batching mainly saves per-call overhead. The real "
-              "gain is on a GPU; no GPU was lent to this session, so there are no GPU figures."]
-    (ROOT / "docs" / "bench").mkdir(exist_ok=True)
-    (ROOT / "docs" / "bench" / "caption.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

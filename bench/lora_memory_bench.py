@@ -214,7 +214,7 @@ def current_estimate(r: dict, device: str) -> tuple[float, float]:
     from modules.lora_training.train import config as cfg
 
     p = cfg.apply_preset(cfg.TrainParams(vram_preset=r["preset"], resolution=r["resolution"], precision="bf16"))
-    p = p.model_copy(update={"batch_size": r["batch"]})
+    p = p.model_copy(update={"batch_size": r["batch"], "gradient_checkpointing": r["gradient_checkpointing"]})
     ran = p.model_copy(update={"optimizer": r["optimizer_ran"]})
     return (cfg.estimate(ran, 1, r["unet_params"], r["lora_params"], device=device)["vram_gib"],
             cfg.estimate(p, 1, r["unet_params"], r["lora_params"], device="cuda")["vram_gib"])

@@ -56,7 +56,8 @@ def run_ours(model: Path, data: Path, home: Path, a) -> dict:
     ctx.models.device = a.device
     p = TrainParams(project="bench", data_dir=str(data), base_model=str(model), resolution=a.resolution, rank=a.rank,
                     alpha=a.rank, max_steps=a.steps, batch_size=a.batch, lr_unet=1e-4, save_every_epochs=0,
-                    min_snr_gamma=0.0, precision="fp32", lr_scheduler="constant")
+                    min_snr_gamma=0.0, precision="fp32", lr_scheduler="constant",
+                    overwrite=True)  # rounds share a home: each writes the same LoRA name
     marks: list[tuple[float, float]] = []  # (wall, cpu) at each optimizer step
 
     class TimedJob(ConsoleJob):

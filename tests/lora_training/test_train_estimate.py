@@ -39,3 +39,33 @@ def test_estimate_moves_the_right_way():
     assert est(batch_size=2) > est(batch_size=1) and est(resolution=512) < est()
     assert est(device="cpu") > est()  # the CPU heap allowance
     assert est(optimizer="adamw8bit") < est(optimizer="adamw")
+
+
+def test_presets_fit_their_vram_at_the_run_resolution():
+    """The 24 GB preset's batch 4 without checkpointing needs ~29.5 GiB at 1024 px: the preset
+    halves the batch until its estimate is under 90 % of 24 GiB, and turns checkpointing on
+    if even batch 1 does not fit; what the user set is kept as set."""
+    from modules.lora_training.train import config as cfg
+
+    def fit(**kw):
+        p = cfg.apply_preset(cfg.TrainParams(**kw))
+        return p.batch_size, p.gradient_checkpointing, cfg._preset_estimate(p)
+
+    assert fit(vram_preset="24", resolution=512)[:2] == (4, False)
+    assert fit(vram_preset="24", resolution=1024)[:2] == (2, False)
+    assert fit(vram_preset="24", resolution=2048)[:2] == (1, True)
+    # the user's batch is kept; the preset's checkpointing then makes it fit
+    assert fit(vram_preset="24", resolution=1024, batch_size=4)[:2] == (4, True)
+    assert fit(vram_preset="24", resolution=2048, gradient_checkpointing=False)[:2] == (1, False)
+    for preset in ("8", "12", "16", "24"):
+        for res in (512, 1024, 1536):
+            assert fit(vram_preset=preset, resolution=res)[2] <= 0.9 * float(preset), (preset, res)
+    p = cfg.apply_preset(cfg.TrainParams(vram_preset="24"))
+    assert cfg.apply_preset(p) == p  # applying twice changes nothing
+
+
+def test_sdxl_lora_counts_per_rank_match_the_model():
+    from modules.lora_training.train import config as cfg
+
+    for target, per_rank in cfg._SDXL_LORA_PER_RANK.items():
+        assert cfg.lora_param_count(None, 4, target) == 4 * per_rank

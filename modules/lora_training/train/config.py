@@ -158,13 +158,43 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# A preset keeps its estimate (for SDXL, on a GPU) under this share of its VRAM target.
+PRESET_HEADROOM = 0.9
+
+
 def apply_preset(params: TrainParams) -> TrainParams:
-    """Return params with the preset's values for every field the user did not set."""
+    """Return params with the preset's values for every field the user did not set.
+
+    The preset's batch size is an upper bound: where the estimate at this resolution passes
+    90 % of the preset's VRAM (e.g. the 24 GB preset's batch 4 without checkpointing at
+    1024 px: 29.5 GiB), the batch is halved until it fits, then checkpointing is turned on.
+    Fields the user set are never changed."""
     preset = PRESETS.get(params.vram_preset)
     if not preset:
         return params
     changes = {k: v for k, v in preset.items() if k not in params.model_fields_set}
-    return params.model_copy(update=changes)
+    out = params.model_copy(update=changes)
+    budget = PRESET_HEADROOM * float(params.vram_preset)
+    while "batch_size" in changes and out.batch_size > 1 and _preset_estimate(out) > budget:
+        out = out.model_copy(update={"batch_size": out.batch_size // 2})
+    if "gradient_checkpointing" in changes and not out.gradient_checkpointing and _preset_estimate(out) > budget:
+        out = out.model_copy(update={"gradient_checkpointing": True})
+    return out
+
+
+def _preset_estimate(p: TrainParams) -> float:
+    return estimate(p, 1, SDXL_COUNTS["unet"], _sdxl_lora_count(p.rank, p.target), device="cuda")["vram_gib"]
+
+
+# LoRA parameters per unit of rank on the SDXL UNet, by target (lora_param_count of the real
+# config; tests/lora_training/test_train_estimate.py checks them): a preset is sized without
+# building a model. Other network types are within the same order, and the activations, not
+# the adapter, decide whether a batch fits.
+_SDXL_LORA_PER_RANK = {"attn": 1_451_520, "attn_mlp": 2_659_840, "full": 3_074_240}
+
+
+def _sdxl_lora_count(rank: int, target: str) -> int:
+    return rank * _SDXL_LORA_PER_RANK.get(target, _SDXL_LORA_PER_RANK["full"])
 
 
 def total_steps(params: TrainParams, n_train: int, world: int = 1) -> tuple[int, int]:
