@@ -108,8 +108,10 @@ def last_state_markdown(ctx, project: str) -> str:
                 continue
             if best is None or float(m.get("saved_at", 0)) > float(best.get("saved_at", 0)):
                 best = m
+    if not project:
+        return ""  # no project chosen yet: nothing to say about its states
     if best is None:
-        return ctx.t("lora.ui.no_state", project=project or "-")
+        return ctx.t("lora.ui.no_state", project=project)
     at = float(best.get("saved_at", 0))
     return ctx.t("lora.ui.last_state", project=project, step=best.get("step", "?"),
                  when=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)),

@@ -79,6 +79,7 @@ def test_a_state_every_n_minutes_and_the_ui_says_when(ctx, tiny_sdxl, tmp_path, 
     text = last_state_markdown(ctx, "t")
     assert "step 8" in text and "t" in text
     assert "No saved training state" in last_state_markdown(ctx, "nothing_here")
+    assert last_state_markdown(ctx, "") == last_state_markdown(ctx, "  ") == ""  # no project chosen yet
 
 
 def test_zero_minutes_turns_timed_saves_off(ctx, tiny_sdxl, tmp_path, clock):

@@ -150,14 +150,13 @@ def build_data_ui(ctx, panel=None) -> dict[str, Any]:
     t = _i18n(ctx)
     root = ctx.path("LORA_PROJECTS_DIR")
     c: dict[str, Any] = {}
+    # the project row stands outside the Group: inside one, the Group's grey shows around a small button
+    with gr.Row():
+        c["project"] = gr.Dropdown(choices=list_projects(root), value=None, allow_custom_value=True,
+                                   label=t("lora_data.ui.project"), info=t("lora_data.ui.project_info"))
+        c["concept"] = gr.Textbox(value="default", label=t("lora_data.ui.concept"))
+        c["refresh"] = gr.Button(t("lora_data.ui.refresh"), size="sm", scale=0, min_width=90)
     with gr.Group():
-        with gr.Row():
-            c["project"] = gr.Dropdown(choices=list_projects(root), value=None, allow_custom_value=True,
-                                       label=t("lora_data.ui.project"), info=t("lora_data.ui.project_info"))
-            c["concept"] = gr.Textbox(value="default", label=t("lora_data.ui.concept"))
-            # in its own column: a button placed straight in a Group's row is stretched to the row's height
-            with gr.Column(scale=0, min_width=90):
-                c["refresh"] = gr.Button(t("lora_data.ui.refresh"), size="sm")
         with gr.Accordion(t("lora_data.ui.import"), open=True):
             c["source_dir"] = gr.Textbox(label=t("lora_data.ui.source_dir"), placeholder=ctx.t("core.ui.placeholder_folder"))
             c["files"] = gr.File(label=t("lora_data.ui.files"), file_count="multiple", type="filepath")
