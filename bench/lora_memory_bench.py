@@ -87,6 +87,9 @@ class SavedBytes:
 
 
 def child(a) -> None:
+    import contextlib
+
+    import psutil
     import torch
     from diffusers import DDPMScheduler
     from diffusers.models.attention_processor import AttnProcessor2_0
@@ -121,11 +124,11 @@ def child(a) -> None:
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    before = rp.PeakRSS().proc.memory_info().rss
+    before = psutil.Process().memory_info().rss
     saved = SavedBytes(unet)
     rss = None if cuda else rp.PeakRSS()
     t1, c1 = time.perf_counter(), time.process_time()
-    with rss or _null():
+    with rss or contextlib.nullcontext():
         with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
             loss = diffusion_loss(unet, DDPMScheduler(**rp.SDXL_SCHEDULER), x["latents"], x["embeds"], x["pooled"],
                                   x["tids"], gen, min_snr_gamma=ran.min_snr_gamma, autocast_dtype=torch.bfloat16,
@@ -147,14 +150,6 @@ def child(a) -> None:
         "rss_before_step_gib": round(before / 2**30, 3), "peak_gib": round(peak / 2**30, 3),
         "saved_activations_gib": round(saved.gib, 3), "estimate_gib": est_ran, "estimate_preset_gib": est_preset,
         "loss": value, "threads": torch.get_num_threads()}), flush=True)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main() -> None:
