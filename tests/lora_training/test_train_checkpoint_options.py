@@ -72,7 +72,7 @@ def test_vpred_single_file_is_detected_and_trained(ctx, tiny_sdxl, tmp_path):
     assert s.noise_scheduler.config.prediction_type == "v_prediction"
     assert float(s.noise_scheduler.alphas_cumprod[-1]) == 0.0
     assert s.scheduler_config["prediction_type"] == "v_prediction" and s.scheduler_config["timestep_spacing"] == "trailing"
-    assert res["steps"] == 2 and tr.last_loss == tr.last_loss  # finite loss, samples rendered
+    assert res["steps"] == 2 and tr.report.last == tr.report.last  # finite loss, samples rendered
     assert list(s.paths.samples.glob("*.png"))
     logs = " ".join(str(e) for e in job.events)
     assert "v_prediction" in logs
