@@ -80,6 +80,14 @@ def screenshot_dir(tmp_path) -> "Path":
     return out
 
 
+def choose_lora_project(page, name: str) -> None:
+    """Open the LoRA training tab and type a project name (a new one is created on Enter)."""
+    page.get_by_role("tab", name="LoRA training").click()
+    project = page.get_by_label("Project", exact=True).first
+    project.fill(name)
+    project.press("Enter")
+
+
 def open_in_jobs_tab(page, job_id: str, log_regex: str | None = None) -> None:
     """Go to the Jobs tab, refresh, click the job's row; optionally wait until its details
     log matches `log_regex` (a JavaScript regex body)."""

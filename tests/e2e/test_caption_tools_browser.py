@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.browser import browser_page, running_studio, screenshot_dir
+from tests.e2e.browser import browser_page, choose_lora_project, running_studio, screenshot_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -53,10 +53,7 @@ def test_caption_tools(studio, tmp_path):
     concept = ctx.path("LORA_PROJECTS_DIR") / "tags" / "data" / "default"
     with running_studio(ctx) as url, browser_page(height=1800) as page:
         page.goto(url, wait_until="load")
-        page.get_by_role("tab", name="LoRA training").click()
-        project = page.get_by_label("Project", exact=True).first
-        project.fill("tags")
-        project.press("Enter")
+        choose_lora_project(page, "tags")
         page.get_by_text("Caption editor").click()
         page.get_by_role("button", name="Load images and captions").click()
         shows(page, "3 image(s) loaded", 30_000)

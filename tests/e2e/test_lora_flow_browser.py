@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.browser import browser_page, running_studio, screenshot_dir
+from tests.e2e.browser import browser_page, choose_lora_project, running_studio, screenshot_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -64,10 +64,7 @@ def test_lora_flow(lora_ctx, tmp_path):
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     with running_studio(ctx) as url, browser_page(height=1400) as page:
         page.goto(url, wait_until="load")
-        page.get_by_role("tab", name="LoRA training").click()
-        project = page.get_by_label("Project", exact=True).first
-        project.fill("e2e")
-        project.press("Enter")
+        choose_lora_project(page, "e2e")
         page.get_by_label("Source folder (never modified)").fill(str(src))
         fill_number(page, "Resolution", 256)
         fill_number(page, "Minimum size (short side, px)", 64)
