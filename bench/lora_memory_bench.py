@@ -102,8 +102,7 @@ def child(a) -> None:
     preset, res, batch = a.case.split(":")
     res, batch = int(res), int(batch)
     cuda = a.device.startswith("cuda")
-    p = cfg.apply_preset(cfg.TrainParams(vram_preset=preset, resolution=res, precision="bf16"))
-    p = p.model_copy(update={"batch_size": batch})
+    p = case_params(preset, res, batch)
     ran = p if cuda or p.optimizer != "adamw8bit" else p.model_copy(update={"optimizer": "adamw"})
     t0 = time.perf_counter()
     unet = fast_unet(a.device)
@@ -204,12 +203,20 @@ def _machine(device: str) -> str:
     return (torch.cuda.get_device_name(0) + ", " + cpu) if device.startswith("cuda") else cpu
 
 
+def case_params(preset: str, resolution: int, batch: int, **recorded):
+    """A case's TrainParams: the preset's configuration at this resolution, the case's batch,
+    and (when re-reading a recorded case) the values it ran with."""
+    from modules.lora_training.train import config as cfg
+
+    p = cfg.apply_preset(cfg.TrainParams(vram_preset=preset, resolution=resolution, precision="bf16"))
+    return p.model_copy(update={"batch_size": batch, **recorded})
+
+
 def current_estimate(r: dict, device: str) -> tuple[float, float]:
     """The estimate today's code gives for a recorded case: (for what ran, for the preset)."""
     from modules.lora_training.train import config as cfg
 
-    p = cfg.apply_preset(cfg.TrainParams(vram_preset=r["preset"], resolution=r["resolution"], precision="bf16"))
-    p = p.model_copy(update={"batch_size": r["batch"], "gradient_checkpointing": r["gradient_checkpointing"]})
+    p = case_params(r["preset"], r["resolution"], r["batch"], gradient_checkpointing=r["gradient_checkpointing"])
     ran = p.model_copy(update={"optimizer": r["optimizer_ran"]})
     return (cfg.estimate(ran, 1, r["unet_params"], r["lora_params"], device=device)["vram_gib"],
             cfg.estimate(p, 1, r["unet_params"], r["lora_params"], device="cuda")["vram_gib"])
