@@ -121,7 +121,8 @@ def build_ui(ctx) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Group():
-                data_dir = gr.Textbox(label=i18n("clf.ui.data_dir"), placeholder=t("core.ui.placeholder_folder"),
+                data_dir = gr.Textbox(label=i18n("clf.ui.data_dir"),
+                                      placeholder=t("core.ui.placeholder_folder"),
                                       info=t("clf.ui.data_dir_info"))
                 scan_btn = gr.Button(i18n("clf.ui.scan"), size="sm")
                 scan_md = gr.Markdown()
@@ -181,7 +182,8 @@ def build_ui(ctx) -> None:
         with gr.Row():
             with gr.Column():
                 summary = gr.Markdown()
-                per_class = gr.Dataframe(headers=[t("clf.ui.class"), *(t(f"clf.ui.col_{c}") for c in ("precision", "recall", "f1", "support"))],
+                metric_cols = [t(f"clf.ui.col_{c}") for c in ("precision", "recall", "f1", "support")]
+                per_class = gr.Dataframe(headers=[t("clf.ui.class"), *metric_cols],
                                          interactive=False, label=i18n("clf.ui.per_class"))
             cm_img = gr.Image(label=i18n("clf.ui.confusion"), type="filepath", interactive=False, height=360)
         with gr.Row():
@@ -193,7 +195,8 @@ def build_ui(ctx) -> None:
                 pred_btn = gr.Button(i18n("clf.ui.predict"), variant="primary")
             with gr.Column():
                 label = gr.Label(label=i18n("clf.ui.first_result"))
-                pred_table = gr.Dataframe(headers=[t("clf.ui.file"), t("clf.ui.col_top1"), t("clf.ui.col_p"), t("clf.ui.col_topk")], interactive=False,
+                pred_cols = [t("clf.ui.file"), t("clf.ui.col_top1"), t("clf.ui.col_p"), t("clf.ui.col_topk")]
+                pred_table = gr.Dataframe(headers=pred_cols, interactive=False,
                                           label=i18n("clf.ui.results"))
 
     fields = [data_dir, name, preset, backbone, freeze, epochs, image_size, batch, lr, wd, warmup, val_ratio,

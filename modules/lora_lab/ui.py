@@ -126,7 +126,8 @@ def build_ui(ctx) -> None:
                                            elem_id="lab-grid-strengths")
                     grid_btn = gr.Button(i18n("lab.ui.grid_run"), variant="primary", elem_id="lab-grid-run")
             with gr.Accordion(i18n("lab.ui.available"), open=False):
-                available = gr.Dataframe(headers=[ctx.t("lab.ui.col_file")], value=[[n] for n in lora_choices(ctx)], interactive=False)
+                available = gr.Dataframe(headers=[ctx.t("lab.ui.col_file")], value=[[n] for n in lora_choices(ctx)],
+                                         interactive=False)
                 gr.Button(i18n("lab.ui.refresh"), size="sm").click(
                     lambda: [[n] for n in lora_choices(ctx)], outputs=available)
         with gr.Column(scale=2):

@@ -158,7 +158,8 @@ def build_data_ui(ctx, panel=None) -> dict[str, Any]:
         c["refresh"] = gr.Button(t("lora_data.ui.refresh"), size="sm", scale=0, min_width=90)
     with gr.Group():
         with gr.Accordion(t("lora_data.ui.import"), open=True):
-            c["source_dir"] = gr.Textbox(label=t("lora_data.ui.source_dir"), placeholder=ctx.t("core.ui.placeholder_folder"))
+            c["source_dir"] = gr.Textbox(label=t("lora_data.ui.source_dir"),
+                                         placeholder=ctx.t("core.ui.placeholder_folder"))
             c["files"] = gr.File(label=t("lora_data.ui.files"), file_count="multiple", type="filepath")
             with gr.Row():
                 # No browser-side bounds: the params model checks them and its message names the field.
